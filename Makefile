@@ -1,0 +1,45 @@
+# healthmon — `make run` needs only Python 3.11+; `make test` installs the rest.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint typecheck system-deps bench bench-quick clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "healthmon needs Python 3.11 or newer (found: $(PYTHON))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev,rabbitmq,fast]'
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run  ## start everything: page on http://localhost:4000/
+	$(BIN)/python -m healthmon $(ARGS)
+
+system-deps:  ## chromium and rabbitmq-server for the tests (apt-get where it exists)
+	@bash scripts/system-deps.sh
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+test: system-deps $(VENV)/.installed-dev lint typecheck  ## the whole suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.installed-dev
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts

@@ -1,0 +1,5 @@
+import sys
+
+from healthmon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,191 @@
+"""HTTP API: statuses for the page and the original's clients, and the controls
+a teacher uses instead of stopping containers.
+
+Domain errors become HTTP errors here, at the edge, always as JSON.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from healthmon.errors import StartupError
+from healthmon.keys import BOARD, HUB, MOCKS, MONITOR, SETTINGS
+from healthmon.mocks import Mode
+from healthmon.origins import page_origins
+
+log = structlog.get_logger(__name__)
+
+MAX_CONTROL_BODY = 4096
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every API error is JSON with a message; nothing escapes as a bare 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith(("/api/", "/statuses")):
+            raise
+        return _error(exc.status, exc.text or exc.reason)
+    except Exception:
+        log.exception("api.unexpected_error", path=request.path)
+        return _error(500, "internal error; see the healthmon log")
+
+
+def is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def _authorize(request: web.Request) -> None:
+    """Control calls: loopback (or the configured token), JSON, from our page."""
+    settings = request.app[SETTINGS].web
+    origin = request.headers.get("Origin")
+    # A page on another site could POST to localhost; our page's origins only.
+    if origin is not None and origin not in page_origins(settings):
+        raise web.HTTPForbidden(text=f"origin {origin} may not use the control endpoints")
+    token = settings.control_token
+    if token:
+        given = request.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return
+    if is_loopback(request.remote):
+        return
+    raise web.HTTPForbidden(
+        text="control endpoints answer loopback callers only"
+        + ("" if token else "; set web.control_token to allow others with a Bearer token")
+    )
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="send the body as application/json")
+    if request.content_length is not None and request.content_length > MAX_CONTROL_BODY:
+        raise web.HTTPRequestEntityTooLarge(MAX_CONTROL_BODY, request.content_length)
+    try:
+        body = json.loads(await request.content.read(MAX_CONTROL_BODY + 1) or b"null")
+    except ValueError:
+        raise web.HTTPBadRequest(text="body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return body
+
+
+async def statuses(request: web.Request) -> web.Response:
+    """The original's ``GET /statuses``: name → up, in config order."""
+    return web.json_response(request.app[BOARD].booleans())
+
+
+def services_document(app: web.Application) -> dict[str, Any]:
+    settings = app[SETTINGS]
+    board = app[BOARD]
+    mocks = app.get(MOCKS, {})
+    details = board.details()
+    services = []
+    for service in settings.services:
+        mock = mocks.get(service.name)
+        services.append(
+            {
+                "name": service.name,
+                "url": service.url,
+                "health_path": service.health_path,
+                "data_endpoint": service.data_endpoint,
+                "health_url": service.health_url,
+                "data_url": service.data_url,
+                "mock": service.mock,
+                "mode": mock.mode.value if mock else None,
+                **details[service.name],
+            }
+        )
+    monitor = app.get(MONITOR)
+    hub = app.get(HUB)
+    return {
+        "services": services,
+        "interval_ms": settings.monitor.interval_ms,
+        "timeout_ms": settings.monitor.timeout_ms,
+        "monitor": {
+            "running": monitor.running if monitor else None,
+            "alive": board.monitor_alive,
+            "id": board.monitor_id,
+            "last_seen": board.monitor_seen,
+        },
+        "ws": {
+            "running": hub.enabled if hub else None,
+            "clients": len(hub.clients) if hub else 0,
+        },
+    }
+
+
+async def services(request: web.Request) -> web.Response:
+    return web.json_response(services_document(request.app))
+
+
+async def set_mock_mode(request: web.Request) -> web.Response:
+    _authorize(request)
+    name = request.match_info["name"]
+    mock = request.app.get(MOCKS, {}).get(name)
+    if mock is None:
+        raise web.HTTPNotFound(text=f"no mock service named {name!r}")
+    body = await _json_body(request)
+    try:
+        mode = Mode(str(body.get("mode")))
+    except ValueError:
+        choices = "|".join(m.value for m in Mode)
+        raise web.HTTPBadRequest(text=f"'mode' must be one of {choices}") from None
+    try:
+        await mock.set_mode(mode)
+    except StartupError as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
+    return web.json_response({"name": name, "mode": mock.mode.value})
+
+
+def _components(app: web.Application) -> dict[str, Callable[[bool], Awaitable[None]]]:
+    """The parts a teacher can switch off and on, in this process."""
+    switches: dict[str, Callable[[bool], Awaitable[None]]] = {}
+    if MONITOR in app:
+        monitor = app[MONITOR]
+        switches["monitor"] = lambda running: monitor.start() if running else monitor.stop()
+    if HUB in app:
+        switches["ws"] = app[HUB].set_enabled
+    return switches
+
+
+async def set_component(request: web.Request) -> web.Response:
+    _authorize(request)
+    component = request.match_info["component"]
+    switch = _components(request.app).get(component)
+    if switch is None:
+        raise web.HTTPNotFound(text=f"no component named {component!r} here")
+    body = await _json_body(request)
+    running = body.get("running")
+    if not isinstance(running, bool):
+        raise web.HTTPBadRequest(text="'running' must be true or false")
+    await switch(running)
+    log.info("component.switched", component=component, running=running)
+    return web.json_response({"component": component, "running": running})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/statuses", statuses)
+    app.router.add_get("/api/services", services)
+    app.router.add_post("/api/mocks/{name}", set_mock_mode)
+    app.router.add_post("/api/components/{component}", set_component)

@@ -1,0 +1,198 @@
+"""One validated ``Settings`` root, read from ``config.toml`` and ``HEALTHMON_*``.
+
+The TOML file is parsed here (so a syntax error can name its line) and handed
+to pydantic-settings as init values; environment variables take precedence
+over the file, nested with ``__`` (``HEALTHMON_WEB__PORT=4001``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG = Path("config.toml")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names file, field and reason."""
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"has an invalid port ({exc})") from None
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or fragment")
+    return value.rstrip("/")
+
+
+def _path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must start with '/'")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+UrlPath = Annotated[str, AfterValidator(_path)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+Millis = Annotated[int, Field(gt=0, le=3_600_000)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 4000
+    cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://127.0.0.1:5173")
+    # Without a token the control endpoints answer loopback callers only.
+    control_token: str | None = None
+
+
+class MonitorSettings(_Section):
+    interval_ms: Millis = 500
+    timeout_ms: Millis = 1000
+    heartbeat_ms: Millis = 1000
+    port: Port = 3000
+
+
+class BrokerSettings(_Section):
+    kind: Literal["memory", "rabbitmq"] = "memory"
+    url: str = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class ServiceSettings(_Section):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    url: HttpUrl
+    health_path: UrlPath = "/health"
+    data_endpoint: UrlPath = "/"
+    mock: bool = False
+
+    @property
+    def health_url(self) -> str:
+        return self.url + self.health_path
+
+    @property
+    def data_url(self) -> str:
+        return self.url + self.data_endpoint
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HEALTHMON_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    web: WebSettings = WebSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    broker: BrokerSettings = BrokerSettings()
+    services: tuple[ServiceSettings, ...] = ()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init values; the environment overrides it.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _unique_services(self) -> Settings:
+        names: set[str] = set()
+        mock_ports: dict[int, str] = {}
+        for index, service in enumerate(self.services):
+            if service.name in names:
+                raise ValueError(f"services[{index}].name: duplicate service name {service.name!r}")
+            names.add(service.name)
+            if service.mock:
+                if service.port in mock_ports:
+                    raise ValueError(
+                        f"services[{index}].url: port {service.port} is already used by "
+                        f"mock {mock_ports[service.port]!r}"
+                    )
+                if service.port == self.web.port:
+                    raise ValueError(f"services[{index}].url: port {service.port} is the web port")
+                mock_ports[service.port] = service.name
+        return self
+
+    def service(self, name: str) -> ServiceSettings | None:
+        return next((s for s in self.services if s.name == name), None)
+
+
+def _location(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for err in error.errors(include_url=False):
+        where = _location(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "missing required field"
+        lines.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(lines)
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read and validate the configuration, or raise ``ConfigError``.
+
+    With no ``path``, ``./config.toml`` is read when present and the defaults
+    (no services) otherwise; a path that is given must exist.
+    """
+    data: dict[str, Any] = {}
+    source = path or DEFAULT_CONFIG
+    if path is not None or source.exists():
+        try:
+            data = tomllib.loads(source.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None

@@ -1,0 +1,197 @@
+"""The WebSocket hub: a snapshot on connect, then every change, plus heartbeats.
+
+A broadcast is encoded once, framed once, and the same bytes are written to
+every socket's transport: writing never waits, so one slow reader delays no
+one. Each socket's unsent backlog is bounded; a client past the bound is
+dropped (it reconnects and gets a fresh snapshot, so it loses nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from healthmon.models import ServiceState, StatusUpdate, now_ms
+from healthmon.status import StatusBoard
+
+log = structlog.get_logger(__name__)
+
+# Client frames are read and ignored; anything larger closes the socket (1009).
+MAX_CLIENT_FRAME = 4096
+# Bytes a client may leave unread before it is dropped.
+MAX_BACKLOG = 256 * 1024
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One final, unmasked, uncompressed text frame (RFC 6455 §5.2)."""
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
+
+
+def encode(message: dict[str, object]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+@dataclass(eq=False, slots=True)
+class Client:
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport
+
+    def write(self, frame: bytes) -> bool:
+        """Queue ``frame``; False when the client is gone or too far behind."""
+        if self.transport.is_closing():
+            return False
+        if self.transport.get_write_buffer_size() > MAX_BACKLOG:
+            return False
+        self.transport.write(frame)
+        return True
+
+
+class Hub:
+    def __init__(
+        self,
+        board: StatusBoard,
+        *,
+        allowed_origins: Iterable[str],
+        heartbeat_ms: int,
+        snapshot_wait_ms: int,
+        service_info: dict[str, dict[str, object]],
+    ) -> None:
+        self.board = board
+        self.allowed_origins = frozenset(allowed_origins)
+        self.heartbeat_s = heartbeat_ms / 1000
+        self.snapshot_wait_s = snapshot_wait_ms / 1000
+        self.service_info = service_info
+        self.enabled = True
+        self.clients: set[Client] = set()
+        self.connected = 0
+        self.dropped = 0
+        board.on_change.append(self._on_change)
+        board.on_liveness.append(self._on_liveness)
+
+    # -- connections -----------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """``GET /ws``: only this handler reads from its socket."""
+        if not self.enabled:
+            raise web.HTTPServiceUnavailable(text="WebSocket channel is switched off")
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin, request.host):
+            log.warning("ws.origin_refused", origin=origin)
+            raise web.HTTPForbidden(text=f"origin {origin} is not allowed")
+        ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_FRAME, compress=False)
+        await ws.prepare(request)
+        transport = request.transport
+        assert isinstance(transport, asyncio.Transport)
+        client = Client(ws, transport)
+        self.connected += 1
+        try:
+            await ws.send_str(
+                json.dumps({"type": "welcome", "clients": self.connected, "ts": now_ms()})
+            )
+            try:
+                await asyncio.wait_for(self.board.ready.wait(), self.snapshot_wait_s)
+            except TimeoutError:
+                log.warning("ws.snapshot_incomplete", missing=self._unknown_names())
+            # Snapshot and registration with no await between them: no change
+            # can fall in the gap, and none can arrive before the snapshot.
+            if self.enabled and client.write(text_frame(encode(self._snapshot()))):
+                self.clients.add(client)
+                async for msg in ws:
+                    if msg.type is WSMsgType.ERROR:
+                        break
+        finally:
+            self.clients.discard(client)
+            self.connected -= 1
+        return ws
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
+        # Same-origin pages (whatever name the server was reached by) and the
+        # configured origins; a browser on another site cannot listen in.
+        return origin in self.allowed_origins or origin in (f"http://{host}", f"https://{host}")
+
+    def _unknown_names(self) -> list[str]:
+        return [n for n in self.board.names if n not in self.board.booleans()]
+
+    def _snapshot(self) -> dict[str, object]:
+        services = self.board.details()
+        for name, info in services.items():
+            info.update(self.service_info.get(name, {}))
+        return {
+            "type": "initialSnapshot",
+            "data": self.board.booleans(),
+            "services": services,
+            "monitor": self._monitor(),
+            "ts": now_ms(),
+        }
+
+    def _monitor(self) -> dict[str, object]:
+        return {
+            "alive": self.board.monitor_alive,
+            "id": self.board.monitor_id,
+            "last_seen": self.board.monitor_seen,
+        }
+
+    # -- broadcasting ----------------------------------------------------
+
+    def broadcast(self, message: dict[str, object]) -> int:
+        """Send to every client; returns how many were reached."""
+        if not self.clients:
+            return 0
+        frame = text_frame(encode(message))
+        slow: list[Client] = []
+        for client in self.clients:
+            if not client.write(frame):
+                slow.append(client)
+        for client in slow:
+            self._drop(client)
+        return len(self.clients)
+
+    def _drop(self, client: Client) -> None:
+        self.clients.discard(client)
+        if not client.transport.is_closing():
+            self.dropped += 1
+            log.warning("ws.client_dropped", reason="backlog over limit", dropped=self.dropped)
+            # Abort frees the backlog now; a close frame would wait behind it.
+            client.transport.abort()
+
+    def _on_change(self, update: StatusUpdate, state: ServiceState) -> None:
+        self.broadcast({"type": "statusUpdate", "data": update.to_wire(), "ts": now_ms()})
+
+    def _on_liveness(self, alive: bool) -> None:
+        # Tell pages at once, not at the next tick, so they fall back quickly.
+        self.send_heartbeat()
+
+    def send_heartbeat(self) -> None:
+        self.broadcast({"type": "heartbeat", "ts": now_ms(), "monitor": self._monitor()})
+
+    async def heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            self.send_heartbeat()
+
+    # -- switching the channel -------------------------------------------
+
+    async def set_enabled(self, enabled: bool) -> None:
+        self.enabled = enabled
+        if not enabled:
+            await self.close_all(WSCloseCode.GOING_AWAY, "WebSocket channel switched off")
+
+    async def close_all(self, code: int, message: str) -> None:
+        clients, self.clients = list(self.clients), set()
+        await asyncio.gather(
+            *(c.ws.close(code=code, message=message.encode()) for c in clients),
+            return_exceptions=True,
+        )

@@ -1,0 +1,185 @@
+"""Mock services: each a small server owning its Application, runner and site.
+
+A mock's mode is switched at run time, the classroom stand-in for stopping a
+container. ``down`` really closes the listening socket and every open
+connection, so a checker sees "connection refused", as with a stopped
+container, and not a keep-alive connection that still answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from healthmon.config import ServiceSettings
+from healthmon.errors import StartupError
+
+log = structlog.get_logger(__name__)
+
+HEALTH_JSON = "application/health+json"
+
+
+class Mode(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    ERROR = "error"
+    SLOW = "slow"
+    DEGRADED = "degraded"
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# The original demo's data payloads, by service name (auth and analytics both
+# serve /analytics, with different bodies).
+_PAYLOADS: dict[str, Callable[[], dict[str, Any]]] = {
+    "auth": lambda: {"userCount": 1234, "lastSync": _iso_now()},
+    "billing": lambda: {"totalInvoices": 256, "revenue": "$12,345.67"},
+    "notifications": lambda: {"pending": 42, "lastSent": _iso_now()},
+    "analytics": lambda: {"activeSessions": 87, "pageViews": 1024},
+}
+
+
+def payload_for(name: str) -> dict[str, Any]:
+    make = _PAYLOADS.get(name)
+    return make() if make else {"service": name, "ok": True, "time": _iso_now()}
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def cors_middleware(origins: frozenset[str]) -> Any:
+    """Answer CORS, preflight included, for the page's origins only."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        allowed = origin is not None and origin in origins
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            if not allowed:
+                raise web.HTTPForbidden(text="origin not allowed")
+            headers = {
+                "Access-Control-Allow-Origin": origin or "",
+                "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+                "Access-Control-Allow-Headers": request.headers.get(
+                    "Access-Control-Request-Headers", ""
+                ),
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            }
+            # Chrome asks before a public page reaches a private address.
+            if request.headers.get("Access-Control-Request-Private-Network") == "true":
+                headers["Access-Control-Allow-Private-Network"] = "true"
+            return web.Response(status=204, headers=headers)
+        response = await handler(request)
+        if allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin or ""
+            response.headers["Vary"] = "Origin"
+        return response
+
+    return middleware
+
+
+class MockService:
+    """One mock: ``GET <health_path>`` and ``GET <data_endpoint>``, with a mode."""
+
+    def __init__(
+        self,
+        service: ServiceSettings,
+        *,
+        cors_origins: Iterable[str],
+        slow_ms: int,
+        mode: Mode = Mode.UP,
+    ) -> None:
+        self.service = service
+        self.mode = mode
+        self._origins = frozenset(cors_origins)
+        self._slow_s = slow_ms / 1000
+        self._runner: web.AppRunner | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    @property
+    def listening(self) -> bool:
+        return self._runner is not None
+
+    def _make_app(self) -> web.Application:
+        app = web.Application(middlewares=[cors_middleware(self._origins)])
+        app.router.add_get(self.service.health_path, self._health)
+        if self.service.data_endpoint != self.service.health_path:
+            app.router.add_get(self.service.data_endpoint, self._data)
+        return app
+
+    async def _health(self, request: web.Request) -> web.Response:
+        mode = self.mode
+        if mode is Mode.SLOW:
+            await asyncio.sleep(self._slow_s)
+        body: dict[str, Any] = {"status": "pass", "serviceId": self.name, "time": _iso_now()}
+        status = 200
+        if mode is Mode.ERROR:
+            body.update(status="fail", output=f"{self.name} was switched to error")
+            status = 503
+        elif mode is Mode.DEGRADED:
+            body.update(status="warn", output=f"{self.name} was switched to degraded")
+        return web.json_response(body, status=status, content_type=HEALTH_JSON)
+
+    async def _data(self, request: web.Request) -> web.Response:
+        if self.mode is Mode.SLOW:
+            await asyncio.sleep(self._slow_s)
+        if self.mode is Mode.ERROR:
+            return web.json_response({"error": f"{self.name} is failing (mode: error)"}, status=503)
+        body = payload_for(self.name)
+        if request.query:
+            body["query"] = dict(request.query)
+        return web.json_response(body)
+
+    async def start(self) -> None:
+        """Listen, unless the mode is ``down``."""
+        async with self._lock:
+            if self.mode is not Mode.DOWN:
+                await self._listen()
+
+    async def stop(self) -> None:
+        async with self._lock:
+            await self._close()
+
+    async def set_mode(self, mode: Mode) -> None:
+        async with self._lock:
+            previous, self.mode = self.mode, mode
+            if mode is Mode.DOWN:
+                await self._close()
+            elif self._runner is None:
+                await self._listen()
+        if previous is not mode:
+            log.info("mock.mode", service=self.name, **{"from": previous.value, "to": mode.value})
+
+    async def _listen(self) -> None:
+        # A fresh app per start: an aiohttp Application is not restartable.
+        runner = web.AppRunner(self._make_app(), access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, self.service.host, self.service.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise StartupError(
+                f"mock {self.name!r} cannot listen on {self.service.host}:{self.service.port}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        self._runner = runner
+
+    async def _close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            # Closes the listening socket and every open connection.
+            await runner.cleanup()

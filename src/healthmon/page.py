@@ -1,0 +1,50 @@
+"""The page: one template rendered with the configured services, plus static files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from healthmon.api import services_document
+from healthmon.keys import SETTINGS, STATIC_VERSION
+from healthmon.paths import static_dir, templates_dir
+
+
+def _static_version() -> str:
+    """Changes whenever a static file does, so browsers never run stale code."""
+    digest = hashlib.sha256()
+    for path in sorted(static_dir().rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+async def index(request: web.Request) -> web.Response:
+    document = services_document(request.app)
+    settings = request.app[SETTINGS]
+    return aiohttp_jinja2.render_template(
+        "index.html",
+        request,
+        {
+            "services": document["services"],
+            "bootstrap_json": json.dumps(document),
+            "interval_ms": settings.monitor.interval_ms,
+            "static_version": request.app[STATIC_VERSION],
+        },
+    )
+
+
+def setup_page(app: web.Application) -> None:
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app[STATIC_VERSION] = _static_version()
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", static_dir())

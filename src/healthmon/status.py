@@ -1,0 +1,172 @@
+"""The status board: the latest state of every service, fed by the broker.
+
+It applies an observation only when it is newer than what the board holds
+and changes the status, so two monitors, or a restarted one, never make a
+service flicker; and it knows whether a monitor is alive from heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import structlog
+
+from healthmon.broker import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker
+from healthmon.models import (
+    Heartbeat,
+    MessageError,
+    ServiceState,
+    Status,
+    StatusUpdate,
+    decode,
+    now_ms,
+)
+
+log = structlog.get_logger(__name__)
+
+ChangeListener = Callable[[StatusUpdate, ServiceState], None]
+LivenessListener = Callable[[bool], None]
+
+# A monitor is alive while its last heartbeat is younger than this many periods.
+STALE_AFTER_HEARTBEATS = 3
+
+
+class StatusBoard:
+    def __init__(self, names: Sequence[str], *, heartbeat_ms: int) -> None:
+        self._states = {name: ServiceState() for name in names}
+        self._unknown = set(self._states)
+        self._stale_after = STALE_AFTER_HEARTBEATS * heartbeat_ms / 1000
+        self._expiry: asyncio.TimerHandle | None = None
+        self.ready = asyncio.Event()
+        if not self._unknown:
+            self.ready.set()
+        self.monitor_id: str | None = None
+        self.monitor_seen: int | None = None
+        self.monitor_alive = False
+        self.on_change: list[ChangeListener] = []
+        self.on_liveness: list[LivenessListener] = []
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._states)
+
+    def state(self, name: str) -> ServiceState | None:
+        return self._states.get(name)
+
+    def apply(self, update: StatusUpdate) -> bool:
+        """Take an observation; True when it changed what clients should see."""
+        current = self._states.get(update.service)
+        if current is None:
+            log.debug("board.unknown_service", service=update.service)
+            return False
+        status = update.effective_status
+        if current.checked_at is not None and update.ts <= current.checked_at:
+            return False
+        if status is current.status:
+            return False
+        state = ServiceState(
+            status=status,
+            latency_ms=update.latency_ms,
+            reason=update.reason,
+            checked_at=update.ts,
+            since=update.ts,
+        )
+        self._states[update.service] = state
+        if self._unknown:
+            self._unknown.discard(update.service)
+            if not self._unknown:
+                self.ready.set()
+        for listener in self.on_change:
+            listener(update, state)
+        return True
+
+    def heartbeat(self, beat: Heartbeat) -> None:
+        self.monitor_id = beat.monitor
+        self.monitor_seen = now_ms()
+        loop = asyncio.get_running_loop()
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = loop.call_later(self._stale_after, self._set_alive, False)
+        if not self.monitor_alive:
+            self._set_alive(True)
+
+    def _set_alive(self, alive: bool) -> None:
+        if alive is self.monitor_alive:
+            return
+        self.monitor_alive = alive
+        log.info("monitor.alive" if alive else "monitor.silent", monitor=self.monitor_id)
+        for listener in self.on_liveness:
+            listener(alive)
+
+    def close(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+    def booleans(self) -> dict[str, bool]:
+        """The original's snapshot: name → up, for the services observed so far."""
+        return {
+            name: state.up
+            for name, state in self._states.items()
+            if state.status is not Status.UNKNOWN
+        }
+
+    def details(self) -> dict[str, dict[str, object]]:
+        return {
+            name: {
+                "status": state.status.value,
+                "up": state.up,
+                "latency_ms": state.latency_ms,
+                "reason": state.reason,
+                "checked_at": state.checked_at,
+                "since": state.since,
+            }
+            for name, state in self._states.items()
+        }
+
+
+async def _consume_statuses(board: StatusBoard, messages: AsyncIterator[bytes]) -> None:
+    async for body in messages:
+        try:
+            update = decode(StatusUpdate, body)
+        except MessageError as exc:
+            log.warning("broker.bad_message", topic=STATUS_TOPIC, error=str(exc), body=body[:200])
+            continue
+        board.apply(update)
+
+
+async def _consume_heartbeats(board: StatusBoard, messages: AsyncIterator[bytes]) -> None:
+    async for body in messages:
+        try:
+            beat = decode(Heartbeat, body)
+        except MessageError as exc:
+            log.warning(
+                "broker.bad_message", topic=HEARTBEAT_TOPIC, error=str(exc), body=body[:200]
+            )
+            continue
+        board.heartbeat(beat)
+
+
+@contextlib.asynccontextmanager
+async def feed(board: StatusBoard, broker: Broker) -> AsyncIterator[None]:
+    """Keep ``board`` fed from ``broker`` while the context is open.
+
+    Subscriptions are open before this yields, so nothing published after
+    that is missed.
+    """
+    async with (
+        broker.subscribe(STATUS_TOPIC) as statuses,
+        broker.subscribe(HEARTBEAT_TOPIC) as heartbeats,
+    ):
+        tasks = [
+            asyncio.create_task(_consume_statuses(board, statuses)),
+            asyncio.create_task(_consume_heartbeats(board, heartbeats)),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            board.close()
