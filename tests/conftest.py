@@ -1,0 +1,32 @@
+"""Shared fixtures: a real healthmon app on free loopback ports, and clients for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from healthmon.app import create_app
+from healthmon.config import Settings
+from tests.support import System, make_settings
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def system(settings: Settings) -> AsyncIterator[System]:
+    server = TestServer(create_app(settings), host="127.0.0.1", port=settings.web.port)
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        running = System(settings, server, session)
+        try:
+            yield running
+        finally:
+            for ws in running.sockets:
+                await ws.close()
+            await server.close()

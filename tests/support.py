@@ -1,0 +1,129 @@
+"""Test helpers: settings on free loopback ports, a running system, WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer, unused_port
+
+from healthmon.config import Settings
+
+NAMES = ("auth", "billing", "notifications", "analytics")
+ENDPOINTS = {
+    "auth": "/analytics",
+    "billing": "/billing",
+    "notifications": "/notifications",
+    "analytics": "/analytics",
+}
+
+
+def make_settings(
+    names: tuple[str, ...] = NAMES,
+    *,
+    interval_ms: int = 100,
+    timeout_ms: int = 1000,
+    heartbeat_ms: int = 200,
+    **web: Any,
+) -> Settings:
+    """Settings for mocks on free ports; the check interval is short to keep tests quick."""
+    services = [
+        {
+            "name": name,
+            "url": f"http://127.0.0.1:{unused_port()}",
+            "data_endpoint": ENDPOINTS.get(name, "/data"),
+            "mock": True,
+        }
+        for name in names
+    ]
+    return Settings.model_validate(
+        {
+            "web": {"port": unused_port(), **web},
+            "monitor": {
+                "interval_ms": interval_ms,
+                "timeout_ms": timeout_ms,
+                "heartbeat_ms": heartbeat_ms,
+            },
+            "services": services,
+        }
+    )
+
+
+class Messages:
+    """A WebSocket client's messages, awaited by predicate with a timeout."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def next(self, within: float = 5.0) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout=within)
+        if msg.type is not aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"expected a text frame, got {msg.type!r} {msg.data!r}")
+        data: dict[str, Any] = json.loads(msg.data)
+        self.seen.append(data)
+        return data
+
+    async def until(
+        self, predicate: Callable[[dict[str, Any]], bool], within: float = 5.0
+    ) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            while True:
+                message = await self.next(within)
+                if predicate(message):
+                    return message
+
+    async def update_for(self, service: str, within: float = 5.0) -> dict[str, Any]:
+        message = await self.until(
+            lambda m: m["type"] == "statusUpdate" and m["data"]["service"] == service, within
+        )
+        data: dict[str, Any] = message["data"]
+        return data
+
+
+@dataclass
+class System:
+    """A running healthmon app (mocks, monitor, hub, API) and an HTTP session to it."""
+
+    settings: Settings
+    server: TestServer
+    session: aiohttp.ClientSession
+    sockets: list[aiohttp.ClientWebSocketResponse] = field(default_factory=list)
+
+    @property
+    def app(self) -> web.Application:
+        return self.server.app
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.settings.web.port}"
+
+    async def connect(self, **headers: str) -> Messages:
+        ws = await self.session.ws_connect(f"{self.base}/ws", headers=headers)
+        self.sockets.append(ws)
+        return Messages(ws)
+
+    async def connected(self) -> Messages:
+        """A client that has read its welcome and initial snapshot."""
+        messages = await self.connect()
+        assert (await messages.next())["type"] == "welcome"
+        assert (await messages.next())["type"] == "initialSnapshot"
+        return messages
+
+    async def post(self, path: str, body: object) -> tuple[int, Any]:
+        async with self.session.post(f"{self.base}{path}", json=body) as response:
+            return response.status, await response.json()
+
+    async def set_mode(self, name: str, mode: str) -> None:
+        status, body = await self.post(f"/api/mocks/{name}", {"mode": mode})
+        assert status == 200, body
+
+    async def get(self, path: str) -> Any:
+        async with self.session.get(f"{self.base}{path}") as response:
+            assert response.status == 200
+            return await response.json()

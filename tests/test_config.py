@@ -1,0 +1,93 @@
+"""Configuration: the shipped file works, env overrides it, every mistake is named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from healthmon.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD_SERVICE = """
+[[services]]
+name = "auth"
+url = "http://127.0.0.1:3001"
+mock = true
+"""
+
+
+def test_shipped_config_has_the_four_mocks() -> None:
+    """The repository's config.toml loads and describes the original's four mocks."""
+    settings = load_settings(ROOT / "config.toml")
+    assert [s.name for s in settings.services] == ["auth", "billing", "notifications", "analytics"]
+    assert [s.port for s in settings.services] == [3001, 3002, 3003, 3004]
+    assert settings.web.port == 4000
+    assert settings.monitor.interval_ms == 500
+    assert settings.broker.kind == "memory"
+    assert settings.service("billing").data_url == "http://127.0.0.1:3002/billing"  # type: ignore[union-attr]
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HEALTHMON_WEB__PORT and friends win over the file, nested with a double underscore."""
+    path = tmp_path / "config.toml"
+    path.write_text("[web]\nport = 4000\n" + GOOD_SERVICE)
+    monkeypatch.setenv("HEALTHMON_WEB__PORT", "4001")
+    monkeypatch.setenv("HEALTHMON_MONITOR__INTERVAL_MS", "250")
+    settings = load_settings(path)
+    assert settings.web.port == 4001
+    assert settings.monitor.interval_ms == 250
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[web\nport = 1", "invalid TOML"),
+        ("[web]\nprot = 4000\n" + GOOD_SERVICE, "web.prot: unknown key"),
+        (GOOD_SERVICE + GOOD_SERVICE.replace("3001", "3002"), "duplicate service name 'auth'"),
+        (
+            GOOD_SERVICE + GOOD_SERVICE.replace('"auth"', '"billing"'),
+            "services[1].url: port 3001 is already used by mock 'auth'",
+        ),
+        (GOOD_SERVICE.replace("http://127.0.0.1:3001", "ftp://x"), "services[0].url: must be"),
+        (GOOD_SERVICE.replace(":3001", ":99999"), "services[0].url: has an invalid port"),
+        ("[monitor]\ninterval_ms = 0\n", "monitor.interval_ms: Input should be greater than 0"),
+        ("[monitor]\ntimeout_ms = -5\n", "monitor.timeout_ms: Input should be greater than 0"),
+        ('[[services]]\nname = "x"\n', "services[0].url: missing required field"),
+        ('[broker]\nkind = "kafka"\n', "broker.kind: Input should be 'memory' or 'rabbitmq'"),
+        ('[[services]]\nname = "a b"\nurl = "http://h"\n', "services[0].name: String should match"),
+    ],
+)
+def test_invalid_config_is_named(tmp_path: Path, text: str, expected: str) -> None:
+    """Each kind of mistake stops loading with the file, the field and the reason."""
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(path)
+    assert str(error.value).startswith(f"{path}: ")
+    assert expected in str(error.value)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    """A --config path that does not exist is an error, not silent defaults."""
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_cli_exits_2_without_traceback(tmp_path: Path) -> None:
+    """python -m healthmon with a bad file prints one clear line and exits with code 2."""
+    path = tmp_path / "bad.toml"
+    path.write_text("[monitor]\ninterval_ms = -1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "healthmon", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{path}: monitor.interval_ms: Input should be greater than 0" in result.stderr

@@ -1,0 +1,106 @@
+"""Mock services as a checker and a browser meet them: modes, payloads, CORS."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.support import System
+
+
+async def test_data_payloads_are_the_originals(system: System) -> None:
+    """Each mock's data endpoint serves the original demo's payload."""
+    expected_keys = {
+        "auth": {"userCount", "lastSync"},
+        "billing": {"totalInvoices", "revenue"},
+        "notifications": {"pending", "lastSent"},
+        "analytics": {"activeSessions", "pageViews"},
+    }
+    for service in system.settings.services:
+        async with system.session.get(service.data_url) as response:
+            assert response.status == 200
+            assert set(await response.json()) == expected_keys[service.name]
+    billing = system.settings.service("billing")
+    assert billing is not None
+    async with system.session.get(billing.data_url, params={"q": "march"}) as response:
+        body = await response.json()
+    assert body["revenue"] == "$12,345.67"
+    assert body["query"] == {"q": "march"}
+
+
+async def test_health_is_health_json(system: System) -> None:
+    """An up mock answers 200 application/health+json with status pass."""
+    auth = system.settings.service("auth")
+    assert auth is not None
+    async with system.session.get(auth.health_url) as response:
+        assert response.status == 200
+        assert response.content_type == "application/health+json"
+        assert (await response.json(content_type=None))["status"] == "pass"
+
+
+async def test_down_refuses_connections_even_kept_alive_ones(system: System) -> None:
+    """Down closes the listening socket and kept-alive connections, as a stopped container."""
+    auth = system.settings.service("auth")
+    assert auth is not None
+    connector = aiohttp.TCPConnector(force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as client:
+        async with client.get(auth.health_url) as response:
+            assert response.status == 200
+        await system.set_mode("auth", "down")
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with client.get(auth.health_url):
+                pass
+        with pytest.raises(aiohttp.ClientConnectorError):
+            async with client.get(auth.health_url):
+                pass
+        await system.set_mode("auth", "up")
+        async with client.get(auth.health_url) as response:
+            assert response.status == 200
+
+
+async def test_error_mode_answers_503_fail(system: System) -> None:
+    """Error mode answers 503 with status fail on health and an error on data."""
+    await system.set_mode("billing", "error")
+    billing = system.settings.service("billing")
+    assert billing is not None
+    async with system.session.get(billing.health_url) as response:
+        assert response.status == 503
+        assert (await response.json(content_type=None))["status"] == "fail"
+    async with system.session.get(billing.data_url) as response:
+        assert response.status == 503
+        assert "error" in await response.json()
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+async def test_cors_for_the_page_origins(system: System, host: str) -> None:
+    """The mocks answer CORS, preflight included, for the page by every loopback name."""
+    origin = f"http://{host}:{system.settings.web.port}"
+    auth = system.settings.service("auth")
+    assert auth is not None
+    async with system.session.get(auth.health_url, headers={"Origin": origin}) as response:
+        assert response.headers["Access-Control-Allow-Origin"] == origin
+    preflight = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "cache-control",
+    }
+    async with system.session.options(auth.data_url, headers=preflight) as response:
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Origin"] == origin
+        assert "GET" in response.headers["Access-Control-Allow-Methods"]
+        assert response.headers["Access-Control-Allow-Headers"] == "cache-control"
+
+
+async def test_cors_configured_origin_and_foreign_origin(system: System) -> None:
+    """A configured origin (the original Svelte page) is allowed; a foreign one is not."""
+    auth = system.settings.service("auth")
+    assert auth is not None
+    svelte = "http://localhost:5173"
+    async with system.session.get(auth.health_url, headers={"Origin": svelte}) as response:
+        assert response.headers["Access-Control-Allow-Origin"] == svelte
+    foreign = "http://evil.example"
+    async with system.session.get(auth.health_url, headers={"Origin": foreign}) as response:
+        assert "Access-Control-Allow-Origin" not in response.headers
+    preflight = {"Origin": foreign, "Access-Control-Request-Method": "GET"}
+    async with system.session.options(auth.health_url, headers=preflight) as response:
+        assert response.status == 403
