@@ -18,6 +18,7 @@ from aiohttp import web
 from healthmon.errors import StartupError
 from healthmon.keys import BOARD, HUB, MOCKS, MONITOR, SETTINGS
 from healthmon.mocks import Mode
+from healthmon.models import now_ms
 from healthmon.origins import page_origins
 
 log = structlog.get_logger(__name__)
@@ -92,7 +93,23 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 async def statuses(request: web.Request) -> web.Response:
     """The original's ``GET /statuses``: name → up, in config order."""
-    return web.json_response(request.app[BOARD].booleans())
+    if BOARD in request.app:
+        return web.json_response(request.app[BOARD].booleans())
+    current = request.app[MONITOR].current
+    names = [s.name for s in request.app[SETTINGS].services]
+    return web.json_response({n: current[n].up for n in names if n in current})
+
+
+async def monitor_statuses(request: web.Request) -> web.Response:
+    """A monitor's own view, for processes that re-sync from it."""
+    monitor = request.app[MONITOR]
+    return web.json_response(
+        {
+            "monitor": monitor.instance_id,
+            "ts": now_ms(),
+            "services": [u.model_dump(exclude_none=True) for u in monitor.snapshot()],
+        }
+    )
 
 
 def services_document(app: web.Application) -> dict[str, Any]:
@@ -184,8 +201,13 @@ async def set_component(request: web.Request) -> web.Response:
     return web.json_response({"component": component, "running": running})
 
 
-def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/statuses", statuses)
-    app.router.add_get("/api/services", services)
-    app.router.add_post("/api/mocks/{name}", set_mock_mode)
+def setup_routes(app: web.Application, roles: frozenset[str]) -> None:
+    if roles & {"ws", "monitor"}:
+        app.router.add_get("/statuses", statuses)
+    if "ws" in roles:
+        app.router.add_get("/api/services", services)
+    if "monitor" in roles:
+        app.router.add_get("/api/statuses", monitor_statuses)
+    if "mocks" in roles:
+        app.router.add_post("/api/mocks/{name}", set_mock_mode)
     app.router.add_post("/api/components/{component}", set_component)

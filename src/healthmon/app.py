@@ -8,9 +8,11 @@ after, in reverse order of start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
+import aiohttp
 import structlog
 from aiohttp import WSCloseCode, web
 
@@ -20,15 +22,17 @@ from healthmon.checker import Monitor
 from healthmon.config import Settings
 from healthmon.errors import StartupError
 from healthmon.hub import Hub
-from healthmon.keys import BOARD, BROKER, HUB, MOCKS, MONITOR, SETTINGS
+from healthmon.keys import BOARD, BROKER, HUB, MOCKS, MONITOR, PROCESS_ROLES, SETTINGS
 from healthmon.mocks import MockService
+from healthmon.models import StatusUpdate
 from healthmon.origins import page_origins
 from healthmon.page import setup_page
-from healthmon.status import StatusBoard, feed
+from healthmon.status import HttpSnapshot, Resync, Snapshot, StatusBoard, feed
 
 log = structlog.get_logger(__name__)
 
-ROLES = frozenset({"mocks", "monitor", "ws"})
+MONITOR_ROLE = "monitor"
+ROLES = frozenset({"mocks", MONITOR_ROLE, "ws"})
 # How long a stop may take before the remaining handlers are cut off.
 SHUTDOWN_TIMEOUT_S = 3.0
 
@@ -62,11 +66,28 @@ async def _mocks(app: web.Application) -> AsyncIterator[None]:
 
 async def _board(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    broker = app[BROKER]
     board = StatusBoard(
         [s.name for s in settings.services], heartbeat_ms=settings.monitor.heartbeat_ms
     )
     app[BOARD] = board
-    async with feed(board, app[BROKER]):
+    async with contextlib.AsyncExitStack() as stack:
+        snapshot: Snapshot
+        if MONITOR_ROLE in app[PROCESS_ROLES]:
+            # Created after the board; looked up when a re-sync is wanted.
+            async def snapshot() -> Sequence[StatusUpdate]:
+                return app[MONITOR].snapshot()
+        else:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            snapshot = HttpSnapshot(session, settings.monitor.snapshot_urls)
+        # With no monitor in this process, its first results were missed:
+        # fetch them, and do so again whenever the broker comes back.
+        resync = Resync(board, snapshot, at_start=MONITOR_ROLE not in app[PROCESS_ROLES])
+        broker.on_reconnect.append(resync.trigger)
+        broker.on_disconnect.append(board.broker_lost)
+        await stack.enter_async_context(feed(board, broker))
+        task = asyncio.create_task(resync.run())
+        stack.callback(task.cancel)
         yield
 
 
@@ -108,41 +129,69 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(settings: Settings, roles: Iterable[str] = ROLES) -> web.Application:
+    """The process's application: only the parts its roles name."""
     roles = frozenset(roles)
     app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024)
     app[SETTINGS] = settings
-    app.cleanup_ctx.append(_broker)
+    app[PROCESS_ROLES] = roles
+    if roles & {"ws", MONITOR_ROLE}:
+        app.cleanup_ctx.append(_broker)
     if "mocks" in roles:
         app.cleanup_ctx.append(_mocks)
-    # The board subscribes before the monitor starts, so no first result is missed.
-    app.cleanup_ctx.append(_board)
     if "ws" in roles:
+        # The board subscribes before the monitor starts, so no first result is missed.
+        app.cleanup_ctx.append(_board)
         app.cleanup_ctx.append(_hub)
         app.on_shutdown.append(_close_websockets)
         app.router.add_get("/ws", _websocket)
         setup_page(app)
-    if "monitor" in roles:
+    if MONITOR_ROLE in roles:
         app.cleanup_ctx.append(_monitor)
-    setup_routes(app)
+    setup_routes(app, roles)
     return app
+
+
+def check_roles(settings: Settings, roles: frozenset[str]) -> None:
+    """A monitor and a hub in different processes need a broker between them."""
+    split = len(roles & {"ws", MONITOR_ROLE}) == 1
+    if split and settings.broker.kind == "memory":
+        raise StartupError(
+            f"--role {','.join(sorted(roles))} needs a broker shared between processes: "
+            'set [broker] kind = "rabbitmq" (the in-memory broker lives in one process)'
+        )
+
+
+def listen_addresses(settings: Settings, roles: Iterable[str]) -> list[tuple[str, int]]:
+    """The web port for pages and controls; a monitor alone serves on its own port."""
+    roles = frozenset(roles)
+    addresses = []
+    if roles & {"ws", "mocks"}:
+        addresses.append((settings.web.host, settings.web.port))
+    if MONITOR_ROLE in roles and "ws" not in roles:
+        addresses.append((settings.web.host, settings.monitor.port))
+    return addresses
 
 
 async def serve(settings: Settings, roles: Iterable[str] = ROLES) -> None:
     """Run until SIGINT or SIGTERM, then stop within ``SHUTDOWN_TIMEOUT_S``."""
+    roles = frozenset(roles)
+    check_roles(settings, roles)
     app = create_app(settings, roles)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    host, port = settings.web.host, settings.web.port
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        for host, port in listen_addresses(settings, roles):
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                ) from None
         _log_started(settings, roles)
         await stop.wait()
         log.info("healthmon.stopping")
@@ -155,14 +204,19 @@ async def serve(settings: Settings, roles: Iterable[str] = ROLES) -> None:
             loop.remove_signal_handler(sig)
 
 
-def _log_started(settings: Settings, roles: Iterable[str]) -> None:
-    shown = (
-        "localhost" if settings.web.host in ("127.0.0.1", "0.0.0.0", "::") else settings.web.host
-    )
-    base = f"http://{shown}:{settings.web.port}"
-    urls: dict[str, object] = {"api": f"{base}/api/services", "statuses": f"{base}/statuses"}
+def _log_started(settings: Settings, roles: frozenset[str]) -> None:
+    host = settings.web.host
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    web_base = f"http://{shown}:{settings.web.port}"
+    urls: dict[str, object] = {}
     if "ws" in roles:
-        urls.update(page=f"{base}/", websocket=f"ws://{shown}:{settings.web.port}/ws")
+        urls.update(
+            page=f"{web_base}/",
+            websocket=f"ws://{shown}:{settings.web.port}/ws",
+            api=f"{web_base}/api/services",
+        )
     if "mocks" in roles:
         urls["mocks"] = {s.name: s.data_url for s in settings.services if s.mock}
+    if MONITOR_ROLE in roles and "ws" not in roles:
+        urls["monitor"] = f"http://{shown}:{settings.monitor.port}/api/statuses"
     log.info("healthmon.started", roles=sorted(roles), broker=settings.broker.kind, **urls)

@@ -17,7 +17,7 @@ import structlog
 
 from healthmon.broker import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker, BrokerUnavailable
 from healthmon.config import MonitorSettings, ServiceSettings
-from healthmon.models import CheckResult, Heartbeat, Status, StatusUpdate, now_ms
+from healthmon.models import CheckResult, Heartbeat, Status, StatusUpdate, now_ms, rounded
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +119,9 @@ class Monitor:
         self.settings = settings
         self.broker = broker
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
+        # The latest check of each service, and what was last shown (its change).
         self.latest: dict[str, CheckResult] = {}
+        self.current: dict[str, StatusUpdate] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -131,6 +133,7 @@ class Monitor:
         if self._tasks:
             return
         self.latest.clear()
+        self.current.clear()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=4, ttl_dns_cache=60),
             timeout=aiohttp.ClientTimeout(total=None),
@@ -161,30 +164,44 @@ class Monitor:
         session = self._session
         loop = asyncio.get_running_loop()
         interval = self.settings.interval_ms / 1000
-        published: Status | None = None
+        unpublished = False
         due = loop.time() + offset
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
             result = await check_once(session, service, self.settings.timeout_ms)
             previous = self.latest.get(service.name)
             self.latest[service.name] = result
-            if previous is None or previous.status is not result.status:
+            shown = self.current.get(service.name)
+            if shown is None or shown.effective_status is not result.status:
                 _log_change(result, previous)
-            if result.status is not published and await self._publish(result):
-                published = result.status
+                self.current[service.name] = StatusUpdate.from_result(result, self.instance_id)
+                unpublished = True
+            if unpublished:
+                # A failed publish is retried after the next check.
+                unpublished = not await self._publish(self.current[service.name])
             # Fixed rate; a check that overran its slot is followed at once,
             # never by a burst of catch-up checks.
             due = max(due + interval, loop.time())
 
-    async def _publish(self, result: CheckResult) -> bool:
-        update = StatusUpdate.from_result(result, self.instance_id)
+    def snapshot(self) -> list[StatusUpdate]:
+        """Every observed service as of its latest check, ``since`` its last change."""
+        return [
+            update.model_copy(
+                update={
+                    "ts": self.latest[name].checked_at,
+                    "latency_ms": rounded(self.latest[name].latency_ms),
+                }
+            )
+            for name, update in self.current.items()
+        ]
+
+    async def _publish(self, update: StatusUpdate) -> bool:
         try:
             await self.broker.publish(
                 STATUS_TOPIC, update.model_dump_json(exclude_none=True).encode()
             )
         except BrokerUnavailable as exc:
-            # Not marked as published: the next check publishes it again.
-            log.warning("monitor.publish_failed", service=result.service, error=str(exc))
+            log.warning("monitor.publish_failed", service=update.service, error=str(exc))
             return False
         return True
 
@@ -206,6 +223,6 @@ def _log_change(result: CheckResult, previous: CheckResult | None) -> None:
         "status.changed",
         service=result.service,
         reason=result.reason,
-        latency_ms=None if result.latency_ms is None else round(result.latency_ms, 1),
+        latency_ms=rounded(result.latency_ms),
         **{"from": previous.status.value if previous else None, "to": result.status.value},
     )

@@ -71,7 +71,14 @@ class MonitorSettings(_Section):
     interval_ms: Millis = 500
     timeout_ms: Millis = 1000
     heartbeat_ms: Millis = 1000
+    # Where a process without a monitor of its own serves (monitor role) and
+    # fetches (ws role) the monitor's statuses; default: this port on loopback.
     port: Port = 3000
+    urls: tuple[HttpUrl, ...] = ()
+
+    @property
+    def snapshot_urls(self) -> tuple[str, ...]:
+        return self.urls or (f"http://127.0.0.1:{self.port}",)
 
 
 class BrokerSettings(_Section):

@@ -19,6 +19,10 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def rounded(latency_ms: float | None) -> float | None:
+    return None if latency_ms is None else round(latency_ms, 1)
+
+
 class Status(StrEnum):
     UP = "up"
     DEGRADED = "degraded"
@@ -60,6 +64,8 @@ class StatusUpdate(_Wire):
     latency_ms: float | None = None
     reason: str | None = None
     monitor: str | None = None
+    # When the status began; the original sends only ``ts``.
+    since: int | None = None
 
     @property
     def effective_status(self) -> Status:
@@ -75,9 +81,10 @@ class StatusUpdate(_Wire):
             up=result.status.is_up,
             ts=result.checked_at,
             status=result.status,
-            latency_ms=None if result.latency_ms is None else round(result.latency_ms, 1),
+            latency_ms=rounded(result.latency_ms),
             reason=result.reason,
             monitor=monitor,
+            since=result.checked_at,
         )
 
     def to_wire(self) -> dict[str, object]:

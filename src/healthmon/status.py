@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+import aiohttp
 import structlog
+from pydantic import BaseModel, ValidationError
 
 from healthmon.broker import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker
 from healthmon.models import (
@@ -71,7 +73,7 @@ class StatusBoard:
             latency_ms=update.latency_ms,
             reason=update.reason,
             checked_at=update.ts,
-            since=update.ts,
+            since=update.since or update.ts,
         )
         self._states[update.service] = state
         if self._unknown:
@@ -99,6 +101,12 @@ class StatusBoard:
         log.info("monitor.alive" if alive else "monitor.silent", monitor=self.monitor_id)
         for listener in self.on_liveness:
             listener(alive)
+
+    def broker_lost(self) -> None:
+        """No heartbeat can arrive now: say so at once rather than in 3 s."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._set_alive(False)
 
     def close(self) -> None:
         if self._expiry is not None:
@@ -170,3 +178,72 @@ async def feed(board: StatusBoard, broker: Broker) -> AsyncIterator[None]:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             board.close()
+
+
+Snapshot = Callable[[], Awaitable[Sequence[StatusUpdate]]]
+
+
+class MonitorSnapshot(BaseModel):
+    """``GET /api/statuses`` of a monitor: every service as of its latest check."""
+
+    monitor: str
+    ts: int
+    services: list[StatusUpdate]
+
+
+class HttpSnapshot:
+    """Fetch statuses from the first monitor that answers, over HTTP."""
+
+    def __init__(self, session: aiohttp.ClientSession, urls: Sequence[str]) -> None:
+        self.session = session
+        self.urls = tuple(urls)
+
+    async def __call__(self) -> Sequence[StatusUpdate]:
+        errors = []
+        for url in self.urls:
+            try:
+                async with self.session.get(
+                    f"{url}/api/statuses", timeout=aiohttp.ClientTimeout(total=2)
+                ) as response:
+                    response.raise_for_status()
+                    body = await response.read()
+                return MonitorSnapshot.model_validate_json(body).services
+            except (aiohttp.ClientError, TimeoutError, ValidationError) as exc:
+                errors.append(f"{url}: {type(exc).__name__}: {exc}")
+        raise ConnectionError("; ".join(errors) or "no monitor URL configured")
+
+
+class Resync:
+    """Brings the board up to date from a monitor's snapshot when asked.
+
+    Asked at start (a process that did not see the monitor's first results)
+    and whenever the broker comes back (messages in between are lost).
+    Retries with bounded backoff until a snapshot arrives.
+    """
+
+    def __init__(self, board: StatusBoard, snapshot: Snapshot, *, at_start: bool) -> None:
+        self.board = board
+        self.snapshot = snapshot
+        self._wanted = asyncio.Event()
+        if at_start:
+            self._wanted.set()
+
+    def trigger(self) -> None:
+        self._wanted.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            delay = 0.2
+            while True:
+                try:
+                    updates = await self.snapshot()
+                except (ConnectionError, OSError) as exc:
+                    log.warning("board.resync_failed", error=str(exc), retry_in_s=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                changed = sum(self.board.apply(update) for update in updates)
+                log.info("board.resynced", services=len(updates), changed=changed)
+                break

@@ -7,7 +7,7 @@ the subscriber's job.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -20,6 +20,11 @@ class BrokerUnavailable(RuntimeError):
 
 
 class Broker(Protocol):
+    # Called when the connection to the broker is lost, and when it is back
+    # after a loss (messages in between are gone: subscribers re-sync).
+    on_disconnect: list[Callable[[], None]]
+    on_reconnect: list[Callable[[], None]]
+
     async def publish(self, topic: str, body: bytes) -> None:
         """Send ``body`` to every current subscriber of ``topic``.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import structlog
@@ -19,6 +19,9 @@ class MemoryBroker:
         self._queue_size = queue_size
         self._subscribers: defaultdict[str, set[asyncio.Queue[object]]] = defaultdict(set)
         self.dropped = 0
+        # An in-process queue is never lost; the lists satisfy the protocol.
+        self.on_disconnect: list[Callable[[], None]] = []
+        self.on_reconnect: list[Callable[[], None]] = []
 
     async def publish(self, topic: str, body: bytes) -> None:
         for queue in self._subscribers.get(topic, ()):
