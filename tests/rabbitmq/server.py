@@ -159,6 +159,10 @@ class RabbitMQServer:
         rows = [line.split("\t") for line in output.splitlines() if line.strip()]
         return [(name, exclusive == "true", auto == "true") for name, exclusive, auto in rows]
 
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue as an operator would."""
+        self._ctl_run("delete_queue", name)
+
     def _ctl_run(self, *args: str, timeout: float = CTL_TIMEOUT_S) -> str:
         command = [self._ctl, "-n", self.node, *args]
         if args[0] == "await_startup":

@@ -204,6 +204,61 @@ async def test_subscription_survives_broker_restart(
     assert events == ["lost", "back"]
 
 
+async def test_subscription_opened_during_outage_starts_when_broker_is_back(
+    broker: RabbitMQBroker, rabbitmq: RabbitMQServer
+) -> None:
+    """A subscription opened while RabbitMQ is down consumes once the connection is back."""
+    name = topic()
+    back = asyncio.Event()
+    broker.on_reconnect.append(back.set)
+    await asyncio.to_thread(rabbitmq.stop_app)
+    stopped = True
+    try:
+        async with broker.subscribe(name) as messages:
+            await asyncio.to_thread(rabbitmq.start_app)
+            stopped = False
+            await asyncio.wait_for(back.wait(), 30)
+            await broker.publish(name, b"after")
+            assert await receive(messages) == b"after"
+    finally:
+        if stopped:
+            await asyncio.to_thread(rabbitmq.start_app)
+
+
+async def test_subscription_survives_its_queue_being_deleted(
+    broker: RabbitMQBroker, rabbitmq: RabbitMQServer
+) -> None:
+    """When an operator deletes a subscription's queue, it gets a new one and keeps receiving."""
+    name = topic()
+    before = {row[0] for row in await asyncio.to_thread(rabbitmq.queues)}
+    with capture_logs() as logs:
+        async with broker.subscribe(name) as messages:
+            queues = await asyncio.to_thread(rabbitmq.queues)
+            (queue,) = [row[0] for row in queues if row[0] not in before]
+            await asyncio.to_thread(rabbitmq.delete_queue, queue)
+            # Published until one arrives: the new queue only gets what follows its binding.
+            body = b""
+            for attempt in range(50):
+                await broker.publish(name, f"after {attempt}".encode())
+                try:
+                    body = await asyncio.wait_for(anext(messages), 0.1)
+                    break
+                except TimeoutError:
+                    continue
+            assert body.startswith(b"after")
+    assert any(entry["event"] == "rabbitmq.consumer_cancelled" for entry in logs)
+
+
+async def test_connect_with_wrong_password_fails_fast(rabbitmq: RabbitMQServer) -> None:
+    """Refused credentials fail connect() quickly with BrokerUnavailable, password not shown."""
+    url = rabbitmq.url.replace("guest:guest", "guest:wrong-s3cret")
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable) as caught:
+        await RabbitMQBroker.connect(url)
+    assert time.monotonic() - started < 6.0
+    assert "wrong-s3cret" not in str(caught.value)
+
+
 async def test_connect_to_nothing_fails_fast() -> None:
     """connect() to a port where nothing listens fails quickly with BrokerUnavailable."""
     url = f"amqp://guest:s3cret@127.0.0.1:{free_port()}/"

@@ -37,6 +37,9 @@ log = structlog.get_logger(__name__)
 CONNECT_TIMEOUT_S = 5.0
 RECONNECT_INTERVAL_S = 1.0
 PUBLISH_TIMEOUT_S = 1.0
+# AMQP heartbeat unless the URL sets one: a silently dead broker (host gone,
+# network cut) is noticed within a few of these instead of RabbitMQ's 60 s.
+HEARTBEAT_S = 10
 SUBSCRIBE_TIMEOUT_S = 5.0
 UNSUBSCRIBE_TIMEOUT_S = 1.0
 BUFFER_SIZE = 4096
@@ -159,7 +162,10 @@ class RabbitMQBroker:
             # What connect_robust does, split so that a connection whose first
             # attempt failed or timed out can be closed: its reconnect task
             # must not outlive the failure.
-            connection = RobustConnection(make_url(url), reconnect_interval=reconnect_interval)
+            target = make_url(url)
+            if "heartbeat" not in target.query:
+                target = target.update_query(heartbeat=HEARTBEAT_S)
+            connection = RobustConnection(target, reconnect_interval=reconnect_interval)
         except (TypeError, ValueError) as exc:
             raise BrokerUnreachable(
                 f"invalid RabbitMQ URL {safe}: {_describe(exc, secret)}"
