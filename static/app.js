@@ -249,11 +249,15 @@
     };
   }
 
+  // Exponential backoff with full jitter, so many tabs never reconnect together.
+  function backoffDelay(n) {
+    var cap = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * Math.pow(2, n));
+    return Math.max(100, Math.random() * cap);
+  }
+
   function scheduleReconnect(why) {
     if (reconnectTimer) return;
-    // Exponential backoff with full jitter, so many tabs never reconnect together.
-    var cap = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * Math.pow(2, attempt));
-    var delay = Math.max(100, Math.random() * cap);
+    var delay = backoffDelay(attempt);
     attempt = Math.min(attempt + 1, 20);
     store.reconnectAt = Date.now() + delay;
     reconnectTimer = window.setTimeout(connect, delay);
@@ -867,5 +871,6 @@
   window.healthmon = {
     store: store,
     isPolling: function () { return polling; },
+    backoffDelay: backoffDelay,
   };
 })();

@@ -1,0 +1,258 @@
+"""Browser fixtures: a real healthmon process on free ports and a real Chromium.
+
+The server runs as a subprocess (``python -m healthmon --config <tmp>``), so
+the page is tested exactly as a class would use it. Chromium is Debian's
+``/usr/bin/chromium`` when present, else Playwright's own; when neither can be
+launched the tests fail, they never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import unused_port
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+SERVICES = {
+    "auth": "/analytics",
+    "billing": "/billing",
+    "notifications": "/notifications",
+    "analytics": "/analytics",
+}
+START_TIMEOUT_S = 20.0
+
+
+@dataclass
+class Server:
+    """A running healthmon process and plain-HTTP helpers to drive it."""
+
+    port: int
+    mock_ports: dict[str, int]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    names: tuple[str, ...] = field(default_factory=lambda: tuple(SERVICES))
+
+    def base(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}"
+
+    def health_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.mock_ports[name]}/health"
+
+    def data_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.mock_ports[name]}{SERVICES[name]}"
+
+    def _request(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.base() + path,
+            data=data,
+            method="GET" if body is None else "POST",
+            headers={"Content-Type": "application/json"} if body is not None else {},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            result: dict[str, Any] = json.loads(response.read())
+        return result
+
+    def services(self) -> dict[str, Any]:
+        return self._request("/api/services")
+
+    def set_mode(self, name: str, mode: str) -> None:
+        answer = self._request(f"/api/mocks/{name}", {"mode": mode})
+        assert answer == {"name": name, "mode": mode}
+
+    def set_component(self, component: str, running: bool) -> None:
+        answer = self._request(f"/api/components/{component}", {"running": running})
+        assert answer == {"component": component, "running": running}
+
+    def wait_until(
+        self, condition: Callable[[dict[str, Any]], bool], timeout_s: float, what: str
+    ) -> dict[str, Any]:
+        """Poll GET /api/services until ``condition`` holds (process start and resets only)."""
+        deadline = time.monotonic() + timeout_s
+        last: dict[str, Any] | str = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"healthmon exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                document = self.services()
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                last = repr(exc)
+            else:
+                last = document
+                if condition(document):
+                    return document
+            time.sleep(0.1)  # process start and resets: a deadline-bounded poll of the API
+        raise AssertionError(f"timed out waiting for {what}; last answer: {last}")
+
+    def reset(self) -> None:
+        """Every mock up, monitor and WebSocket channel on, all services seen up."""
+        for name in self.names:
+            self.set_mode(name, "up")
+        self.set_component("monitor", True)
+        self.set_component("ws", True)
+        self.wait_until(_all_up_and_alive, 15, "all services up with a live monitor")
+
+
+def _all_up_and_alive(doc: dict[str, Any]) -> bool:
+    return bool(
+        doc["monitor"]["alive"]
+        and doc["ws"]["running"]
+        and all(s["status"] == "up" for s in doc["services"])
+    )
+
+
+def _config(port: int, mock_ports: dict[str, int]) -> str:
+    lines = [
+        "[web]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        "",
+        "[monitor]",
+        "interval_ms = 500",
+        "timeout_ms = 1000",
+        "heartbeat_ms = 1000",
+    ]
+    for name, endpoint in SERVICES.items():
+        lines += [
+            "",
+            "[[services]]",
+            f'name = "{name}"',
+            f'url = "http://127.0.0.1:{mock_ports[name]}"',
+            'health_path = "/health"',
+            f'data_endpoint = "{endpoint}"',
+            "mock = true",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One healthmon process per test module, on free ports."""
+    folder = tmp_path_factory.mktemp("healthmon")
+    port = unused_port()
+    mock_ports = {name: unused_port() for name in SERVICES}
+    config = folder / "config.toml"
+    config.write_text(_config(port, mock_ports))
+    log_path = folder / "healthmon.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in env.items() if not k.startswith("HEALTHMON_")}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "healthmon", "--config", str(config)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    running = Server(port=port, mock_ports=mock_ports, process=process, log_path=log_path)
+    try:
+        running.wait_until(
+            lambda doc: (
+                all(s["status"] != "unknown" for s in doc["services"])
+                and bool(doc["monitor"]["alive"])
+            ),
+            START_TIMEOUT_S,
+            "healthmon to start and know every service",
+        )
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def system(server: Server) -> Server:
+    """The module's server, reset: every mock up, monitor and channel on."""
+    server.reset()
+    return server
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Headless Chromium; a launch failure is a test failure, never a skip."""
+    options: dict[str, Any] = {"headless": True, "args": CHROMIUM_ARGS}
+    if CHROMIUM.exists():
+        options["executable_path"] = str(CHROMIUM)
+    browser = playwright.chromium.launch(**options)
+    yield browser
+    browser.close()
+
+
+@dataclass
+class Tab:
+    """A page plus what it logged: console errors and uncaught exceptions."""
+
+    page: Page
+    errors: list[str]
+
+    def shot(self, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def new_tab(browser: Browser) -> Iterator[Callable[..., Tab]]:
+    """Open fresh pages (own context each); fails the test on any page error."""
+    contexts = []
+    tabs: list[Tab] = []
+
+    def make(
+        width: int = 1280, height: int = 900, color_scheme: str = "light", **extra: Any
+    ) -> Tab:
+        context = browser.new_context(
+            viewport={"width": width, "height": height},
+            color_scheme=color_scheme,  # type: ignore[arg-type]
+            **extra,
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+        tab = Tab(page, errors)
+        tabs.append(tab)
+        return tab
+
+    yield make
+    for context in contexts:
+        context.close()
+    for tab in tabs:
+        assert not tab.errors, tab.errors
