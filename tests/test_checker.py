@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer, unused_port
 
 from healthmon.broker import STATUS_TOPIC
 from healthmon.broker.memory import MemoryBroker
-from healthmon.checker import Monitor, check_once
+from healthmon.checker import CheckSpec, Monitor, check_once
 from healthmon.config import MonitorSettings, ServiceSettings
 from healthmon.models import Status, StatusUpdate, decode
 
@@ -40,6 +40,10 @@ async def serve() -> AsyncIterator[Callable[[Responder], Awaitable[ServiceSettin
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client:
         yield client
+
+
+def spec(service: ServiceSettings, **monitor: object) -> CheckSpec:
+    return CheckSpec.resolve(service, MonitorSettings.model_validate(monitor))
 
 
 def answer(status: int, body: str, content_type: str = "application/health+json") -> Responder:
@@ -72,7 +76,7 @@ async def test_classification(
 ) -> None:
     """2xx with pass or no health body is up, warn degraded, fail or non-2xx down, with why."""
     service = await serve(answer(status, body))
-    result = await check_once(session, service, timeout_ms=1000)
+    result = await check_once(session, spec(service))
     assert (result.status, result.reason) == (expected, reason)
     assert result.service == "svc"
     assert result.latency_ms is not None
@@ -90,7 +94,7 @@ async def test_timeout_is_down_with_reason(
         return web.Response()
 
     service = await serve(hang)
-    result = await check_once(session, service, timeout_ms=200)
+    result = await check_once(session, spec(service, timeout_ms=200))
     release.set()
     assert result.status is Status.DOWN
     assert result.reason == "no answer within 200 ms"
@@ -101,7 +105,7 @@ async def test_timeout_is_down_with_reason(
 async def test_refused_connection_is_down(session: aiohttp.ClientSession) -> None:
     """Nothing listening is down with 'connection refused', not an exception."""
     service = ServiceSettings(name="gone", url=f"http://127.0.0.1:{unused_port()}")
-    result = await check_once(session, service, timeout_ms=1000)
+    result = await check_once(session, spec(service))
     assert (result.status, result.reason) == (Status.DOWN, "connection refused")
 
 

@@ -1,22 +1,24 @@
 """Checks: ``check_once`` is one pure step; ``Monitor`` only schedules them.
 
 Each service has its own loop, so a hung service delays nobody else; a loop
-never has two checks of its service in flight; a change (and only a change)
-is published, and a heartbeat says the monitor is alive.
+never has two checks of its service in flight; a change of the shown state
+(and only that) is published, and a heartbeat says the monitor is alive.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 import structlog
 
 from healthmon.broker import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker, BrokerUnavailable
-from healthmon.config import MonitorSettings, ServiceSettings
+from healthmon.config import Method, MonitorSettings, ServiceSettings
+from healthmon.health import Verdict, read_answer
 from healthmon.models import CheckResult, Heartbeat, Status, StatusUpdate, now_ms, rounded
 
 log = structlog.get_logger(__name__)
@@ -24,85 +26,134 @@ log = structlog.get_logger(__name__)
 ACCEPT = "application/health+json, application/json;q=0.9, */*;q=0.1"
 MAX_BODY = 64 * 1024
 
-_PASS = {"pass", "ok", "up"}
-_WARN = {"warn", "warning", "degraded"}
-_FAIL = {"fail", "error", "down"}
+_T = TypeVar("_T")
 
 
-def classify(http_status: int, body: bytes) -> tuple[Status, str | None]:
-    """Status and reason from an HTTP answer: 2xx and health+json decide."""
-    if not 200 <= http_status < 300:
-        reason = f"HTTP {http_status}"
-        detail = _output(body)
-        return Status.DOWN, f"{reason}: {detail}" if detail else reason
-    verdict = _verdict(body)
-    if verdict in _WARN:
-        return Status.DEGRADED, _output(body) or "health status: warn"
-    if verdict in _FAIL:
-        return Status.DOWN, _output(body) or f"health status: {verdict}"
-    return Status.UP, None
+def pick(own: _T | None, default: _T) -> _T:
+    return default if own is None else own
 
 
-def _document(body: bytes) -> dict[str, object] | None:
-    if not body or body.lstrip()[:1] != b"{":
-        return None
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """How one service is checked: its own knobs over ``[monitor]``'s defaults."""
+
+    name: str
+    url: str
+    method: Method
+    expected_status: tuple[tuple[int, int], ...]
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    verify_tls: bool
+    interval_ms: int
+    timeout_ms: int
+    degraded_after_ms: int | None
+    failure_threshold: int
+    success_threshold: int
+
+    @classmethod
+    def resolve(cls, service: ServiceSettings, defaults: MonitorSettings) -> CheckSpec:
+        return cls(
+            name=service.name,
+            url=service.health_url,
+            method=pick(service.method, defaults.method),
+            expected_status=pick(service.expected_status, defaults.expected_status),
+            headers=tuple((k, v.get_secret_value()) for k, v in service.headers.items()),
+            verify_tls=pick(service.verify_tls, defaults.verify_tls),
+            interval_ms=pick(service.interval_ms, defaults.interval_ms),
+            timeout_ms=pick(service.timeout_ms, defaults.timeout_ms),
+            degraded_after_ms=pick(service.degraded_after_ms, defaults.degraded_after_ms),
+            failure_threshold=pick(service.failure_threshold, defaults.failure_threshold),
+            success_threshold=pick(service.success_threshold, defaults.success_threshold),
+        )
 
 
-def _verdict(body: bytes) -> str | None:
-    doc = _document(body)
-    status = doc.get("status") if doc else None
-    return status.strip().lower() if isinstance(status, str) else None
-
-
-def _output(body: bytes) -> str | None:
-    doc = _document(body)
-    output = doc.get("output") if doc else None
-    return output[:200] if isinstance(output, str) and output else None
-
-
-async def check_once(
-    session: aiohttp.ClientSession, service: ServiceSettings, timeout_ms: int
-) -> CheckResult:
+async def check_once(session: aiohttp.ClientSession, spec: CheckSpec) -> CheckResult:
     """Check one service's health URL; the result is data, never an exception."""
     loop = asyncio.get_running_loop()
     started = loop.time()
-    status, reason = Status.DOWN, None
+    verdict = Verdict(Status.DOWN, None)
     try:
-        async with asyncio.timeout(timeout_ms / 1000):
+        async with asyncio.timeout(spec.timeout_ms / 1000):
             try:
-                http_status, body = await _fetch(session, service.health_url)
+                http_status, body = await _fetch(session, spec)
             except aiohttp.ServerDisconnectedError:
                 # A kept-alive connection the server had already closed:
                 # that says nothing about the service, so ask once more.
-                http_status, body = await _fetch(session, service.health_url)
-        status, reason = classify(http_status, body)
+                http_status, body = await _fetch(session, spec)
+        verdict = read_answer(http_status, body, spec.expected_status)
     except TimeoutError:
-        reason = f"no answer within {timeout_ms} ms"
+        verdict = Verdict(Status.DOWN, f"no answer within {spec.timeout_ms} ms")
+    except aiohttp.ClientConnectorCertificateError as exc:
+        verdict = Verdict(Status.DOWN, f"TLS certificate not trusted: {exc.certificate_error}")
     except aiohttp.ClientConnectorError as exc:
         refused = isinstance(exc.os_error, ConnectionRefusedError)
-        reason = "connection refused" if refused else f"cannot connect: {exc.os_error}"
+        verdict = Verdict(
+            Status.DOWN, "connection refused" if refused else f"cannot connect: {exc.os_error}"
+        )
     except aiohttp.ClientError as exc:
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        verdict = Verdict(
+            Status.DOWN, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        )
     except OSError as exc:
-        reason = f"network error: {exc.strerror or exc}"
+        verdict = Verdict(Status.DOWN, f"network error: {exc.strerror or exc}")
     latency_ms = (loop.time() - started) * 1000
+    limit = spec.degraded_after_ms
+    if verdict.status is Status.UP and limit is not None and latency_ms > limit:
+        verdict = Verdict(Status.DEGRADED, f"slow answer: {latency_ms:.0f} ms (over {limit} ms)")
     return CheckResult(
-        service=service.name,
-        status=status,
+        service=spec.name,
+        status=verdict.status,
         latency_ms=latency_ms,
-        reason=reason,
+        reason=verdict.reason,
         checked_at=now_ms(),
+        checks=verdict.checks,
     )
 
 
-async def _fetch(session: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
-    async with session.get(url, headers={"Accept": ACCEPT}) as response:
-        return response.status, await response.content.read(MAX_BODY)
+async def _fetch(session: aiohttp.ClientSession, spec: CheckSpec) -> tuple[int, bytes]:
+    headers = {"Accept": ACCEPT, **dict(spec.headers)}
+    async with session.request(
+        # A redirect is an answer: a health URL that redirects (to a login
+        # page, say) is misconfigured, and expected_status may ask for 3xx.
+        spec.method,
+        spec.url,
+        headers=headers,
+        ssl=spec.verify_tls,
+        allow_redirects=False,
+    ) as response:
+        body = b"" if spec.method == "HEAD" else await response.content.read(MAX_BODY)
+        return response.status, body
+
+
+@dataclass(slots=True)
+class Debounce:
+    """Consecutive results needed before the shown state changes (as in Kubernetes probes).
+
+    ``failure_threshold`` results that are not up turn an up service to
+    their status; ``success_threshold`` up results turn it back. The first
+    result is shown at once.
+    """
+
+    failure_threshold: int
+    success_threshold: int
+    shown: Status | None = None
+    _candidate: Status | None = None
+    _streak: int = 0
+
+    def feed(self, status: Status) -> bool:
+        """Take one result; True when the shown state changes."""
+        if self.shown is None or status is self.shown:
+            changed = self.shown is None
+            self.shown, self._candidate, self._streak = status, None, 0
+            return changed
+        if status is self._candidate:
+            self._streak += 1
+        else:
+            self._candidate, self._streak = status, 1
+        needed = self.success_threshold if status is Status.UP else self.failure_threshold
+        if self._streak < needed:
+            return False
+        self.shown, self._candidate, self._streak = status, None, 0
+        return True
 
 
 class Monitor:
@@ -110,27 +161,28 @@ class Monitor:
 
     def __init__(
         self,
-        services: Sequence[ServiceSettings],
+        services: Iterable[ServiceSettings],
         settings: MonitorSettings,
         broker: Broker,
         instance_id: str | None = None,
     ) -> None:
-        self.services = tuple(services)
         self.settings = settings
         self.broker = broker
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
-        # The latest check of each service, and what was last shown (its change).
+        self.specs = {s.name: CheckSpec.resolve(s, settings) for s in services}
+        # The latest check of each service, and its shown state (last change).
         self.latest: dict[str, CheckResult] = {}
         self.current: dict[str, StatusUpdate] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._watches: dict[str, asyncio.Task[None]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
-        return bool(self._tasks)
+        return self._heartbeat is not None
 
     async def start(self) -> None:
-        if self._tasks:
+        if self.running:
             return
         self.latest.clear()
         self.current.clear()
@@ -139,17 +191,18 @@ class Monitor:
             timeout=aiohttp.ClientTimeout(total=None),
             headers={"User-Agent": "healthmon"},
         )
-        count = len(self.services)
-        for index, service in enumerate(self.services):
+        count = len(self.specs)
+        for index, spec in enumerate(self.specs.values()):
             # Spread first checks over one interval so they do not all fire
             # on the same millisecond.
-            offset = self.settings.interval_ms / 1000 * index / max(count, 1)
-            self._tasks.append(asyncio.create_task(self._watch(service, offset)))
-        self._tasks.append(asyncio.create_task(self._heartbeats()))
+            self._watch(spec, offset=spec.interval_ms / 1000 * index / count)
+        self._heartbeat = asyncio.create_task(self._heartbeats())
         log.info("monitor.started", monitor=self.instance_id, services=count)
 
     async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
+        tasks = [*self._watches.values(), *([self._heartbeat] if self._heartbeat else [])]
+        self._watches.clear()
+        self._heartbeat = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -159,26 +212,48 @@ class Monitor:
         if tasks:
             log.info("monitor.stopped", monitor=self.instance_id)
 
-    async def _watch(self, service: ServiceSettings, offset: float) -> None:
+    async def set_services(
+        self, services: Iterable[ServiceSettings], settings: MonitorSettings
+    ) -> None:
+        """Check these services from now on; unchanged ones keep their loop and state."""
+        specs = {s.name: CheckSpec.resolve(s, settings) for s in services}
+        self.settings = settings
+        stale = [name for name, spec in self.specs.items() if specs.get(name) != spec]
+        tasks = [self._watches.pop(name) for name in stale if name in self._watches]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for name in stale:
+            self.latest.pop(name, None)
+            self.current.pop(name, None)
+        added = [spec for name, spec in specs.items() if self.specs.get(name) != spec]
+        self.specs = specs
+        if self.running:
+            for spec in added:
+                self._watch(spec, offset=0.0)
+
+    def _watch(self, spec: CheckSpec, offset: float) -> None:
+        self._watches[spec.name] = asyncio.create_task(self._loop(spec, offset))
+
+    async def _loop(self, spec: CheckSpec, offset: float) -> None:
         assert self._session is not None
         session = self._session
         loop = asyncio.get_running_loop()
-        interval = self.settings.interval_ms / 1000
+        interval = spec.interval_ms / 1000
+        debounce = Debounce(spec.failure_threshold, spec.success_threshold)
         unpublished = False
         due = loop.time() + offset
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
-            result = await check_once(session, service, self.settings.timeout_ms)
-            previous = self.latest.get(service.name)
-            self.latest[service.name] = result
-            shown = self.current.get(service.name)
-            if shown is None or shown.effective_status is not result.status:
-                _log_change(result, previous)
-                self.current[service.name] = StatusUpdate.from_result(result, self.instance_id)
+            result = await check_once(session, spec)
+            self.latest[spec.name] = result
+            if debounce.feed(result.status):
+                _log_change(result, self.current.get(spec.name))
+                self.current[spec.name] = StatusUpdate.from_result(result, self.instance_id)
                 unpublished = True
             if unpublished:
                 # A failed publish is retried after the next check.
-                unpublished = not await self._publish(self.current[service.name])
+                unpublished = not await self._publish(self.current[spec.name])
             # Fixed rate; a check that overran its slot is followed at once,
             # never by a burst of catch-up checks.
             due = max(due + interval, loop.time())
@@ -218,11 +293,14 @@ class Monitor:
             await asyncio.sleep(period)
 
 
-def _log_change(result: CheckResult, previous: CheckResult | None) -> None:
+def _log_change(result: CheckResult, previous: StatusUpdate | None) -> None:
     log.info(
         "status.changed",
         service=result.service,
         reason=result.reason,
         latency_ms=rounded(result.latency_ms),
-        **{"from": previous.status.value if previous else None, "to": result.status.value},
+        **{
+            "from": previous.effective_status.value if previous else None,
+            "to": result.status.value,
+        },
     )

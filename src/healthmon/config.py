@@ -7,6 +7,8 @@ over the file, nested with ``__`` (``HEALTHMON_WEB__PORT=4001``).
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,8 +18,10 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     model_validator,
 )
@@ -49,7 +53,49 @@ def _path(value: str) -> str:
     return value
 
 
+def _status_ranges(value: object) -> tuple[tuple[int, int], ...]:
+    """``200``, ``"2xx"``, ``"200-299"`` or a list of them, as inclusive ranges."""
+    items = value if isinstance(value, list | tuple) else [value]
+    ranges = []
+    for item in items:
+        text = str(item).strip().lower()
+        if re.fullmatch(r"[1-5]xx", text):
+            low = int(text[0]) * 100
+            ranges.append((low, low + 99))
+        elif match := re.fullmatch(r"(\d{3})\s*-\s*(\d{3})", text):
+            ranges.append((int(match[1]), int(match[2])))
+        elif re.fullmatch(r"\d{3}", text):
+            ranges.append((int(text), int(text)))
+        else:
+            raise ValueError(f"{item!r} is not a status code, a range like 200-299, or 2xx")
+    if not ranges or any(not 100 <= lo <= hi <= 599 for lo, hi in ranges):
+        raise ValueError("status codes must be between 100 and 599, low to high")
+    return tuple(ranges)
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: object) -> object:
+    """``"Bearer ${TOKEN}"`` takes TOKEN from the environment; it must be set."""
+    if not isinstance(value, str):
+        return value
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match[1]
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(lookup, value)
+
+
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+StatusRanges = Annotated[tuple[tuple[int, int], ...], BeforeValidator(_status_ranges)]
+# Header values are secrets: never shown in logs, the API or the page.
+HeaderValue = Annotated[SecretStr, BeforeValidator(_expand_env)]
+Threshold = Annotated[int, Field(ge=1, le=100)]
+Method = Literal["GET", "HEAD"]
 UrlPath = Annotated[str, AfterValidator(_path)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 Millis = Annotated[int, Field(gt=0, le=3_600_000)]
@@ -71,6 +117,13 @@ class MonitorSettings(_Section):
     interval_ms: Millis = 500
     timeout_ms: Millis = 1000
     heartbeat_ms: Millis = 1000
+    # Defaults for every service's check; a service may set its own.
+    method: Method = "GET"
+    expected_status: StatusRanges = ((200, 299),)
+    verify_tls: bool = True
+    degraded_after_ms: Millis | None = None
+    failure_threshold: Threshold = 1
+    success_threshold: Threshold = 1
     # Where a process without a monitor of its own serves (monitor role) and
     # fetches (ws role) the monitor's statuses; default: this port on loopback.
     port: Port = 3000
@@ -92,6 +145,16 @@ class ServiceSettings(_Section):
     health_path: UrlPath = "/health"
     data_endpoint: UrlPath = "/"
     mock: bool = False
+    # Unset knobs take [monitor]'s value.
+    interval_ms: Millis | None = None
+    timeout_ms: Millis | None = None
+    method: Method | None = None
+    expected_status: StatusRanges | None = None
+    headers: dict[str, HeaderValue] = Field(default_factory=dict)
+    verify_tls: bool | None = None
+    degraded_after_ms: Millis | None = None
+    failure_threshold: Threshold | None = None
+    success_threshold: Threshold | None = None
 
     @property
     def health_url(self) -> str:

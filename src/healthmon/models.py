@@ -35,6 +35,21 @@ class Status(StrEnum):
         return self in (Status.UP, Status.DEGRADED)
 
 
+class FailingCheck(BaseModel):
+    """One of a service's own checks that is not passing: the *why* of a state."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    status: Status
+    output: str | None = None
+    observed: str | None = None
+
+    @property
+    def status_word(self) -> str:
+        return "fail" if self.status is Status.DOWN else "warn"
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """The outcome of one check, always data, never an exception."""
@@ -44,6 +59,7 @@ class CheckResult:
     latency_ms: float | None
     reason: str | None
     checked_at: int
+    checks: tuple[FailingCheck, ...] = ()
 
 
 class MessageError(ValueError):
@@ -66,6 +82,8 @@ class StatusUpdate(_Wire):
     monitor: str | None = None
     # When the status began; the original sends only ``ts``.
     since: int | None = None
+    # The service's own failing checks, worst first.
+    checks: tuple[FailingCheck, ...] = ()
 
     @property
     def effective_status(self) -> Status:
@@ -85,6 +103,7 @@ class StatusUpdate(_Wire):
             reason=result.reason,
             monitor=monitor,
             since=result.checked_at,
+            checks=result.checks,
         )
 
     def to_wire(self) -> dict[str, object]:
@@ -96,6 +115,7 @@ class StatusUpdate(_Wire):
             "status": self.effective_status.value,
             "latency_ms": self.latency_ms,
             "reason": self.reason,
+            "checks": [c.model_dump(mode="json") for c in self.checks],
         }
 
 
@@ -130,6 +150,7 @@ class ServiceState:
     reason: str | None = None
     checked_at: int | None = None
     since: int | None = None
+    checks: tuple[FailingCheck, ...] = ()
 
     @property
     def up(self) -> bool:

@@ -74,6 +74,7 @@ class StatusBoard:
             reason=update.reason,
             checked_at=update.ts,
             since=update.since or update.ts,
+            checks=update.checks,
         )
         self._states[update.service] = state
         if self._unknown:
@@ -129,6 +130,7 @@ class StatusBoard:
                 "reason": state.reason,
                 "checked_at": state.checked_at,
                 "since": state.since,
+                "checks": [c.model_dump(mode="json") for c in state.checks],
             }
             for name, state in self._states.items()
         }
