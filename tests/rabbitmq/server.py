@@ -159,6 +159,16 @@ class RabbitMQServer:
         rows = [line.split("\t") for line in output.splitlines() if line.strip()]
         return [(name, exclusive == "true", auto == "true") for name, exclusive, auto in rows]
 
+    def pause(self) -> None:
+        """Freeze the node (SIGSTOP): connections stay open but nothing answers."""
+        assert self._process is not None
+        os.killpg(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused node run again."""
+        assert self._process is not None
+        os.killpg(self._process.pid, signal.SIGCONT)
+
     def delete_queue(self, name: str) -> None:
         """Delete a queue as an operator would."""
         self._ctl_run("delete_queue", name)

@@ -162,6 +162,26 @@ async def test_publish_while_broker_down_fails_fast(
         await asyncio.to_thread(rabbitmq.start_app)
 
 
+async def test_publish_to_hung_broker_times_out(
+    broker: RabbitMQBroker, rabbitmq: RabbitMQServer
+) -> None:
+    """With RabbitMQ frozen, publish gives up with BrokerUnavailable after its ~1 s bound."""
+    name = topic()
+    async with broker.subscribe(name) as messages:
+        rabbitmq.pause()
+        try:
+            started = time.monotonic()
+            with pytest.raises(BrokerUnavailable, match="did not take the message"):
+                await broker.publish(name, b"into the void")
+            assert time.monotonic() - started < 2.0
+        finally:
+            rabbitmq.resume()
+        await broker.publish(name, b"after")
+        # The frozen node may still route the first one once it runs again.
+        first = await receive(messages)
+        assert first == b"after" or await receive(messages) == b"after"
+
+
 async def test_subscription_survives_broker_restart(
     broker: RabbitMQBroker, rabbitmq: RabbitMQServer
 ) -> None:
@@ -271,6 +291,27 @@ async def test_connect_to_nothing_fails_fast() -> None:
     message = str(caught.value)
     assert "127.0.0.1" in message
     assert "s3cret" not in message
+
+
+async def test_connect_to_silent_server_gives_up_in_time() -> None:
+    """connect() to a server that accepts but never speaks AMQP fails within its timeout."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="no answer within 1 s"):
+            await RabbitMQBroker.connect(f"amqp://guest:guest@127.0.0.1:{port}/", connect_timeout=1)
+        assert time.monotonic() - started < 2.0
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_close_is_idempotent_and_ends_subscriptions(rabbitmq: RabbitMQServer) -> None:

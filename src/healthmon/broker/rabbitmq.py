@@ -163,6 +163,8 @@ class RabbitMQBroker:
             # attempt failed or timed out can be closed: its reconnect task
             # must not outlive the failure.
             target = make_url(url)
+            if target.scheme not in ("amqp", "amqps") or not target.host:
+                raise ValueError("expected amqp://user:password@host:port/vhost")
             if "heartbeat" not in target.query:
                 target = target.update_query(heartbeat=HEARTBEAT_S)
             connection = RobustConnection(target, reconnect_interval=reconnect_interval)
@@ -175,17 +177,19 @@ class RabbitMQBroker:
                 await connection.connect(timeout=connect_timeout)
         except (TimeoutError, *_AMQP_ERRORS) as exc:
             await connection.close()
-            reason = "timed out" if isinstance(exc, TimeoutError) else _describe(exc, secret)
-            raise BrokerUnreachable(
-                f"cannot connect to RabbitMQ at {safe} within {connect_timeout:g} s: {reason}"
-            ) from None
+            reason = (
+                f"no answer within {connect_timeout:g} s"
+                if isinstance(exc, TimeoutError)
+                else _describe(exc, secret)
+            )
+            raise BrokerUnreachable(f"cannot connect to RabbitMQ at {safe}: {reason}") from None
         broker = cls(connection, url, publish_timeout=publish_timeout, buffer_size=buffer_size)
         log.info("rabbitmq.connected", url=safe)
         return broker
 
     @property
     def connected(self) -> bool:
-        """True while the connection is up and every subscription consumes."""
+        """False from the loss of the connection until it is back and subscriptions consume."""
         return self._connected
 
     async def publish(self, topic: str, body: bytes) -> None:
