@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 from structlog.testing import capture_logs
+from structlog.typing import EventDict
 
 from healthmon.broker import STATUS_TOPIC, BrokerUnavailable
 from healthmon.broker.rabbitmq import RabbitMQBroker
@@ -119,6 +120,28 @@ async def test_garbage_is_delivered_and_subscription_goes_on(
         await broker.publish(name, ORIGINAL_BODY)
         assert [await receive(messages) for _ in garbage] == garbage
         assert await receive(messages) == ORIGINAL_BODY
+
+
+async def test_full_buffer_drops_oldest(rabbitmq: RabbitMQServer) -> None:
+    """A subscriber that does not read keeps the newest messages; the oldest are dropped."""
+    name = topic()
+    dropped_three = asyncio.Event()
+
+    def watch(_logger: object, _method: str, event: EventDict) -> EventDict:
+        if event["event"] == "rabbitmq.overflow" and event["dropped"] >= 3:
+            dropped_three.set()
+        return event
+
+    broker = await RabbitMQBroker.connect(rabbitmq.url, buffer_size=2)
+    try:
+        with capture_logs(processors=[watch]):
+            async with broker.subscribe(name) as messages:
+                for n in range(5):
+                    await broker.publish(name, f"m{n}".encode())
+                await asyncio.wait_for(dropped_three.wait(), WAIT_S)
+                assert [await receive(messages), await receive(messages)] == [b"m3", b"m4"]
+    finally:
+        await broker.close()
 
 
 async def test_queue_is_server_named_and_deleted_on_leave(
