@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from healthmon.errors import StartupError
-from healthmon.keys import BOARD, HUB, MOCKS, MONITOR, SETTINGS
+from healthmon.keys import BOARD, CONFIG, HUB, MOCKS, MONITOR
 from healthmon.mocks import Mode
 from healthmon.models import now_ms
 from healthmon.origins import page_origins
@@ -59,7 +59,7 @@ def is_loopback(remote: str | None) -> bool:
 
 def _authorize(request: web.Request) -> None:
     """Control calls: loopback (or the configured token), JSON, from our page."""
-    settings = request.app[SETTINGS].web
+    settings = request.app[CONFIG].settings.web
     origin = request.headers.get("Origin")
     # A page on another site could POST to localhost; our page's origins only.
     if origin is not None and origin not in page_origins(settings):
@@ -96,7 +96,7 @@ async def statuses(request: web.Request) -> web.Response:
     if BOARD in request.app:
         return web.json_response(request.app[BOARD].booleans())
     current = request.app[MONITOR].current
-    names = [s.name for s in request.app[SETTINGS].services]
+    names = [s.name for s in request.app[CONFIG].settings.services]
     return web.json_response({n: current[n].up for n in names if n in current})
 
 
@@ -113,7 +113,7 @@ async def monitor_statuses(request: web.Request) -> web.Response:
 
 
 def services_document(app: web.Application) -> dict[str, Any]:
-    settings = app[SETTINGS]
+    settings = app[CONFIG].settings
     board = app[BOARD]
     mocks = app.get(MOCKS, {})
     details = board.details()
@@ -137,6 +137,7 @@ def services_document(app: web.Application) -> dict[str, Any]:
     hub = app.get(HUB)
     return {
         "services": services,
+        "config_error": app[CONFIG].error,
         "interval_ms": settings.monitor.interval_ms,
         "timeout_ms": settings.monitor.timeout_ms,
         "monitor": {

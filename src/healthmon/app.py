@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
 
 import aiohttp
 import structlog
@@ -19,14 +20,15 @@ from aiohttp import WSCloseCode, web
 from healthmon.api import json_errors, setup_routes
 from healthmon.broker import create_broker
 from healthmon.checker import Monitor
-from healthmon.config import Settings
+from healthmon.config import DEFAULT_CONFIG, LiveConfig, Settings
 from healthmon.errors import StartupError
 from healthmon.hub import Hub
-from healthmon.keys import BOARD, BROKER, HUB, MOCKS, MONITOR, PROCESS_ROLES, SETTINGS
-from healthmon.mocks import MockService
+from healthmon.keys import BOARD, BROKER, CONFIG, HUB, MOCKS, MONITOR, PROCESS_ROLES, RELOADER
+from healthmon.mocks import mock_for
 from healthmon.models import StatusUpdate
 from healthmon.origins import page_origins
 from healthmon.page import setup_page
+from healthmon.reload import reloader_context
 from healthmon.status import HttpSnapshot, Resync, Snapshot, StatusBoard, feed
 
 log = structlog.get_logger(__name__)
@@ -38,34 +40,25 @@ SHUTDOWN_TIMEOUT_S = 3.0
 
 
 async def _broker(app: web.Application) -> AsyncIterator[None]:
-    app[BROKER] = await create_broker(app[SETTINGS].broker)
+    app[BROKER] = await create_broker(app[CONFIG].settings.broker)
     yield
     await app[BROKER].close()
 
 
 async def _mocks(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    # Slow answers must outlast the check timeout, or "slow" would look "up".
-    slow_ms = settings.monitor.timeout_ms + 2000
-    origins = page_origins(settings.web)
-    mocks = {
-        s.name: MockService(s, cors_origins=origins, slow_ms=slow_ms)
-        for s in settings.services
-        if s.mock
-    }
-    app[MOCKS] = mocks
-    started: list[MockService] = []
+    settings = app[CONFIG].settings
+    # A dict that reloads add to and remove from.
+    mocks = app[MOCKS] = {s.name: mock_for(s, settings) for s in settings.services if s.mock}
     try:
         for mock in mocks.values():
             await mock.start()
-            started.append(mock)
         yield
     finally:
-        await asyncio.gather(*(mock.stop() for mock in started))
+        await asyncio.gather(*(mock.stop() for mock in mocks.values()))
 
 
 async def _board(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+    settings = app[CONFIG].settings
     broker = app[BROKER]
     board = StatusBoard(
         [s.name for s in settings.services], heartbeat_ms=settings.monitor.heartbeat_ms
@@ -92,17 +85,14 @@ async def _board(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+    settings = app[CONFIG].settings
     hub = Hub(
         app[BOARD],
         allowed_origins=page_origins(settings.web),
         heartbeat_ms=settings.monitor.heartbeat_ms,
         # A new client waits at most one full check for a complete snapshot.
         snapshot_wait_ms=settings.monitor.timeout_ms + settings.monitor.interval_ms + 250,
-        service_info={
-            s.name: {"url": s.url, "health_path": s.health_path, "data_endpoint": s.data_endpoint}
-            for s in settings.services
-        },
+        services=settings.services,
     )
     app[HUB] = hub
     beats = asyncio.create_task(hub.heartbeats())
@@ -116,7 +106,7 @@ async def _close_websockets(app: web.Application) -> None:
 
 
 async def _monitor(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+    settings = app[CONFIG].settings
     monitor = Monitor(settings.services, settings.monitor, app[BROKER])
     app[MONITOR] = monitor
     await monitor.start()
@@ -128,11 +118,16 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     return await request.app[HUB].handle(request)
 
 
-def create_app(settings: Settings, roles: Iterable[str] = ROLES) -> web.Application:
-    """The process's application: only the parts its roles name."""
+def create_app(
+    settings: Settings, roles: Iterable[str] = ROLES, *, config_path: Path | None = None
+) -> web.Application:
+    """The process's application: only the parts its roles name.
+
+    With ``config_path``, edits to that file apply while it runs.
+    """
     roles = frozenset(roles)
     app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024)
-    app[SETTINGS] = settings
+    app[CONFIG] = LiveConfig(settings, config_path)
     app[PROCESS_ROLES] = roles
     if roles & {"ws", MONITOR_ROLE}:
         app.cleanup_ctx.append(_broker)
@@ -147,6 +142,8 @@ def create_app(settings: Settings, roles: Iterable[str] = ROLES) -> web.Applicat
         setup_page(app)
     if MONITOR_ROLE in roles:
         app.cleanup_ctx.append(_monitor)
+    if config_path is not None:
+        app.cleanup_ctx.append(reloader_context)
     setup_routes(app, roles)
     return app
 
@@ -172,11 +169,16 @@ def listen_addresses(settings: Settings, roles: Iterable[str]) -> list[tuple[str
     return addresses
 
 
-async def serve(settings: Settings, roles: Iterable[str] = ROLES) -> None:
-    """Run until SIGINT or SIGTERM, then stop within ``SHUTDOWN_TIMEOUT_S``."""
+async def serve(
+    settings: Settings, roles: Iterable[str] = ROLES, *, config_path: Path | None = None
+) -> None:
+    """Run until SIGINT or SIGTERM, then stop within ``SHUTDOWN_TIMEOUT_S``.
+
+    SIGHUP reloads the configuration file.
+    """
     roles = frozenset(roles)
     check_roles(settings, roles)
-    app = create_app(settings, roles)
+    app = create_app(settings, roles, config_path=config_path or DEFAULT_CONFIG)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -192,6 +194,7 @@ async def serve(settings: Settings, roles: Iterable[str] = ROLES) -> None:
                 raise StartupError(
                     f"cannot listen on {host}:{port}: {exc.strerror or exc}"
                 ) from None
+        loop.add_signal_handler(signal.SIGHUP, app[RELOADER].request)
         _log_started(settings, roles)
         await stop.wait()
         log.info("healthmon.stopping")
@@ -200,7 +203,7 @@ async def serve(settings: Settings, roles: Iterable[str] = ROLES) -> None:
         # 3. give requests in flight SHUTDOWN_TIMEOUT_S; 4. stop the monitor,
         # hub, board, mocks and broker, in reverse order of start.
         await runner.cleanup()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
 

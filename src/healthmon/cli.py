@@ -1,18 +1,23 @@
-"""Command line: ``healthmon [--config PATH] [--role ROLES]``."""
+"""Command line: ``healthmon [run] | check-config [PATH] | status [--url URL]``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from healthmon.app import ROLES, serve
-from healthmon.broker import BrokerExtraMissing
-from healthmon.config import ConfigError, load_settings
+from healthmon.config import ConfigError, Settings, load_settings
 from healthmon.errors import StartupError
 from healthmon.logs import configure_logging
+
+EXIT_OK, EXIT_DOWN, EXIT_USAGE = 0, 1, 2
 
 
 def parse_roles(value: str) -> frozenset[str]:
@@ -29,38 +34,132 @@ def parse_roles(value: str) -> frozenset[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="healthmon",
-        description="Real-time service health monitor: mocks, checker, broker, hub, page.",
-    )
-    parser.add_argument(
+    run_options = argparse.ArgumentParser(add_help=False)
+    run_options.add_argument(
         "--config", type=Path, default=None, help="TOML file to read (default: ./config.toml)"
     )
-    parser.add_argument(
+    run_options.add_argument(
         "--role",
         type=parse_roles,
         default=ROLES,
         help="what this process runs: all (default) or a comma list of mocks, monitor, ws",
     )
-    parser.add_argument(
+    run_options.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser = argparse.ArgumentParser(
+        prog="healthmon",
+        description="Real-time service health monitor: mocks, checker, broker, hub, page.",
+        parents=[run_options],
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "run",
+        parents=[run_options],
+        help="start healthmon (the default)",
+        description="Start healthmon with the parts --role names.",
+    )
+    check = commands.add_parser(
+        "check-config",
+        help="validate a config file and list its services",
+        description="Validate a config file; exit 0 when valid, 2 when not.",
+    )
+    check.add_argument("path", nargs="?", type=Path, default=None, help="default: ./config.toml")
+    status = commands.add_parser(
+        "status",
+        help="print a running server's statuses",
+        description="Print the statuses of a running healthmon; exit 1 when any service is down, "
+        "2 when the server cannot be reached.",
+    )
+    status.add_argument("--url", default="http://127.0.0.1:4000", help="healthmon's web address")
     return parser
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def check_config(path: Path | None) -> int:
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        print(f"healthmon: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(_describe(settings, path))
+    return EXIT_OK
+
+
+def _describe(settings: Settings, path: Path | None) -> str:
+    from healthmon.checker import CheckSpec
+
+    rows = [["SERVICE", "HEALTH URL", "EVERY", "TIMEOUT", "MOCK"]]
+    for service in settings.services:
+        spec = CheckSpec.resolve(service, settings.monitor)
+        rows.append(
+            [
+                service.name,
+                service.health_url,
+                f"{spec.interval_ms} ms",
+                f"{spec.timeout_ms} ms",
+                "yes" if service.mock else "no",
+            ]
+        )
+    head = f"{path or 'config.toml'}: valid, {len(settings.services)} service(s)"
+    return head + ("\n" + _table(rows) if settings.services else "")
+
+
+def status(url: str) -> int:
+    target = url.rstrip("/") + "/api/services"
+    try:
+        with urllib.request.urlopen(target, timeout=5) as response:
+            document: dict[str, Any] = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"healthmon: cannot read {target}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    rows = [["SERVICE", "STATUS", "LATENCY", "REASON"]]
+    for service in document["services"]:
+        latency = service.get("latency_ms")
+        rows.append(
+            [
+                service["name"],
+                service["status"],
+                "-" if latency is None else f"{latency:.0f} ms",
+                service.get("reason") or "",
+            ]
+        )
+    print(_table(rows))
+    monitor = document.get("monitor", {})
+    if not monitor.get("alive"):
+        print("warning: the monitor is silent; these statuses may be stale", file=sys.stderr)
+    down = any(s["status"] == "down" for s in document["services"])
+    return EXIT_DOWN if down else EXIT_OK
+
+
+def run(config: Path | None, roles: frozenset[str], log_level: str) -> int:
+    configure_logging(log_level)
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        print(f"healthmon: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        asyncio.run(serve(settings, roles, config_path=config))
+    except StartupError as exc:
+        print(f"healthmon: cannot start: {exc}", file=sys.stderr)
+        return EXIT_DOWN
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level)
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"healthmon: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(serve(settings, args.role))
-    except (StartupError, BrokerExtraMissing) as exc:
-        print(f"healthmon: cannot start: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    return 0
+    if args.command == "check-config":
+        return check_config(args.path)
+    if args.command == "status":
+        return status(args.url)
+    return run(args.config, args.role, args.log_level)

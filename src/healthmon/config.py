@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -220,6 +221,15 @@ class Settings(BaseSettings):
 
     def service(self, name: str) -> ServiceSettings | None:
         return next((s for s in self.services if s.name == name), None)
+
+
+@dataclass
+class LiveConfig:
+    """The configuration in force, replaced by a reload; the last reload's error."""
+
+    settings: Settings
+    path: Path | None = None
+    error: str | None = None
 
 
 def _location(loc: Sequence[str | int]) -> str:

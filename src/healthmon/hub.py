@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from healthmon.config import ServiceSettings
 from healthmon.models import ServiceState, StatusUpdate, now_ms
 from healthmon.status import StatusBoard
 
@@ -26,6 +27,14 @@ log = structlog.get_logger(__name__)
 MAX_CLIENT_FRAME = 4096
 # Bytes a client may leave unread before it is dropped.
 MAX_BACKLOG = 256 * 1024
+
+
+def _service_info(services: Iterable[ServiceSettings]) -> dict[str, dict[str, object]]:
+    """What a page needs to reach each service itself (URLs only, never headers)."""
+    return {
+        s.name: {"url": s.url, "health_path": s.health_path, "data_endpoint": s.data_endpoint}
+        for s in services
+    }
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -67,13 +76,14 @@ class Hub:
         allowed_origins: Iterable[str],
         heartbeat_ms: int,
         snapshot_wait_ms: int,
-        service_info: dict[str, dict[str, object]],
+        services: Iterable[ServiceSettings],
     ) -> None:
         self.board = board
         self.allowed_origins = frozenset(allowed_origins)
         self.heartbeat_s = heartbeat_ms / 1000
         self.snapshot_wait_s = snapshot_wait_ms / 1000
-        self.service_info = service_info
+        self.service_info = _service_info(services)
+        self.config_problem: str | None = None
         self.enabled = True
         self.clients: set[Client] = set()
         self.connected = 0
@@ -134,8 +144,19 @@ class Hub:
             "data": self.board.booleans(),
             "services": services,
             "monitor": self._monitor(),
+            "config_error": self.config_problem,
             "ts": now_ms(),
         }
+
+    def set_services(self, services: Iterable[ServiceSettings]) -> None:
+        """After a reload: every open page gets the new service list as a fresh snapshot."""
+        self.service_info = _service_info(services)
+        self.broadcast(self._snapshot())
+
+    def config_error(self, error: str | None) -> None:
+        """Show (or, with None, clear) a reload's error on every open page."""
+        self.config_problem = error
+        self.broadcast({"type": "configError", "error": error, "ts": now_ms()})
 
     def _monitor(self) -> dict[str, object]:
         return {

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from healthmon.broker.base import Broker
 from healthmon.checker import Monitor
-from healthmon.config import Settings
+from healthmon.config import LiveConfig
 from healthmon.hub import Hub
 from healthmon.mocks import MockService
 from healthmon.status import StatusBoard
 
-SETTINGS = web.AppKey("settings", Settings)
+if TYPE_CHECKING:
+    from healthmon.reload import Reloader
+
+# What a reload may replace lives in a holder: an app is frozen once started.
+CONFIG = web.AppKey("config", LiveConfig)
 BROKER: web.AppKey[Broker] = web.AppKey("broker")
 BOARD = web.AppKey("board", StatusBoard)
 HUB = web.AppKey("hub", Hub)
@@ -19,3 +25,5 @@ MONITOR = web.AppKey("monitor", Monitor)
 MOCKS: web.AppKey[dict[str, MockService]] = web.AppKey("mocks")
 STATIC_VERSION = web.AppKey("static_version", str)
 PROCESS_ROLES: web.AppKey[frozenset[str]] = web.AppKey("roles")
+# The reloader's type is not imported here: reload.py imports these keys.
+RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")

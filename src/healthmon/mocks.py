@@ -17,8 +17,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from healthmon.config import ServiceSettings
+from healthmon.config import ServiceSettings, Settings
 from healthmon.errors import StartupError
+from healthmon.origins import page_origins
 
 log = structlog.get_logger(__name__)
 
@@ -183,3 +184,14 @@ class MockService:
         if runner is not None:
             # Closes the listening socket and every open connection.
             await runner.cleanup()
+
+
+def mock_for(service: ServiceSettings, settings: Settings) -> MockService:
+    """The mock of ``service``, answering CORS for the page's origins."""
+    timeout_ms = service.timeout_ms or settings.monitor.timeout_ms
+    return MockService(
+        service,
+        cors_origins=page_origins(settings.web),
+        # Slow answers must outlast the check timeout, or "slow" would look "up".
+        slow_ms=timeout_ms + 2000,
+    )

@@ -10,7 +10,7 @@ import jinja2
 from aiohttp import web
 
 from healthmon.api import services_document
-from healthmon.keys import SETTINGS, STATIC_VERSION
+from healthmon.keys import CONFIG, STATIC_VERSION
 from healthmon.paths import static_dir, templates_dir
 
 
@@ -26,7 +26,7 @@ def _static_version() -> str:
 
 async def index(request: web.Request) -> web.Response:
     document = services_document(request.app)
-    settings = request.app[SETTINGS]
+    settings = request.app[CONFIG].settings
     return aiohttp_jinja2.render_template(
         "index.html",
         request,

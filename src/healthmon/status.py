@@ -54,6 +54,15 @@ class StatusBoard:
     def names(self) -> tuple[str, ...]:
         return tuple(self._states)
 
+    def set_names(self, names: Sequence[str]) -> None:
+        """Follow a reload: keep known states, add new services as unknown, drop the rest."""
+        self._states = {name: self._states.get(name, ServiceState()) for name in names}
+        self._unknown = {n for n, state in self._states.items() if state.status is Status.UNKNOWN}
+        if self._unknown:
+            self.ready.clear()
+        else:
+            self.ready.set()
+
     def state(self, name: str) -> ServiceState | None:
         return self._states.get(name)
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from healthmon.broker.base import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker, BrokerUnavailable
 from healthmon.config import BrokerSettings
+from healthmon.errors import StartupError
 
 __all__ = ["HEARTBEAT_TOPIC", "STATUS_TOPIC", "Broker", "BrokerUnavailable", "create_broker"]
 
 
-class BrokerExtraMissing(RuntimeError):
+class BrokerExtraMissing(StartupError):
     """``broker.kind = "rabbitmq"`` without the ``rabbitmq`` extra installed."""
 
 
