@@ -23,7 +23,18 @@ from healthmon.checker import Monitor
 from healthmon.config import DEFAULT_CONFIG, LiveConfig, Settings
 from healthmon.errors import StartupError
 from healthmon.hub import Hub
-from healthmon.keys import BOARD, BROKER, CONFIG, HUB, MOCKS, MONITOR, PROCESS_ROLES, RELOADER
+from healthmon.keys import (
+    BOARD,
+    BROKER,
+    CONFIG,
+    HUB,
+    METRICS,
+    MOCKS,
+    MONITOR,
+    PROCESS_ROLES,
+    RELOADER,
+)
+from healthmon.metrics import Metrics
 from healthmon.mocks import mock_for
 from healthmon.models import StatusUpdate
 from healthmon.origins import page_origins
@@ -108,10 +119,15 @@ async def _close_websockets(app: web.Application) -> None:
 async def _monitor(app: web.Application) -> AsyncIterator[None]:
     settings = app[CONFIG].settings
     monitor = Monitor(settings.services, settings.monitor, app[BROKER])
+    monitor.observers.append(app[METRICS].observe)
     app[MONITOR] = monitor
     await monitor.start()
     yield
     await monitor.stop()
+
+
+async def _watch_metrics(app: web.Application) -> None:
+    app[METRICS].watch(app.get(BOARD), app.get(HUB))
 
 
 async def _websocket(request: web.Request) -> web.StreamResponse:
@@ -129,6 +145,7 @@ def create_app(
     app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024)
     app[CONFIG] = LiveConfig(settings, config_path)
     app[PROCESS_ROLES] = roles
+    app[METRICS] = Metrics()
     if roles & {"ws", MONITOR_ROLE}:
         app.cleanup_ctx.append(_broker)
     if "mocks" in roles:
@@ -144,6 +161,8 @@ def create_app(
         app.cleanup_ctx.append(_monitor)
     if config_path is not None:
         app.cleanup_ctx.append(reloader_context)
+    app.on_startup.append(_watch_metrics)
+    app.router.add_get("/metrics", app[METRICS].handle)
     setup_routes(app, roles)
     return app
 

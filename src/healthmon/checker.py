@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -176,6 +176,8 @@ class Monitor:
         self._session: aiohttp.ClientSession | None = None
         self._watches: dict[str, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        # Told of every result (metrics); must be quick and must not raise.
+        self.observers: list[Callable[[CheckResult], None]] = []
 
     @property
     def running(self) -> bool:
@@ -247,6 +249,8 @@ class Monitor:
             await asyncio.sleep(max(0.0, due - loop.time()))
             result = await check_once(session, spec)
             self.latest[spec.name] = result
+            for observe in self.observers:
+                observe(result)
             if debounce.feed(result.status):
                 _log_change(result, self.current.get(spec.name))
                 self.current[spec.name] = StatusUpdate.from_result(result, self.instance_id)
@@ -284,7 +288,10 @@ class Monitor:
         period = self.settings.heartbeat_ms / 1000
         while True:
             beat = Heartbeat(
-                monitor=self.instance_id, ts=now_ms(), interval_ms=self.settings.interval_ms
+                monitor=self.instance_id,
+                ts=now_ms(),
+                interval_ms=self.settings.interval_ms,
+                latency={n: rounded(r.latency_ms) for n, r in self.latest.items()},
             )
             try:
                 await self.broker.publish(HEARTBEAT_TOPIC, beat.model_dump_json().encode())

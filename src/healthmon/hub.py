@@ -88,6 +88,7 @@ class Hub:
         self.clients: set[Client] = set()
         self.connected = 0
         self.dropped = 0
+        self.broadcasts = 0
         board.on_change.append(self._on_change)
         board.on_liveness.append(self._on_liveness)
 
@@ -171,6 +172,7 @@ class Hub:
         """Send to every client; returns how many were reached."""
         if not self.clients:
             return 0
+        self.broadcasts += 1
         frame = text_frame(encode(message))
         slow: list[Client] = []
         for client in self.clients:

@@ -10,6 +10,7 @@ from healthmon.broker.base import Broker
 from healthmon.checker import Monitor
 from healthmon.config import LiveConfig
 from healthmon.hub import Hub
+from healthmon.metrics import Metrics
 from healthmon.mocks import MockService
 from healthmon.status import StatusBoard
 
@@ -27,3 +28,4 @@ STATIC_VERSION = web.AppKey("static_version", str)
 PROCESS_ROLES: web.AppKey[frozenset[str]] = web.AppKey("roles")
 # The reloader's type is not imported here: reload.py imports these keys.
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
+METRICS = web.AppKey("metrics", Metrics)

@@ -126,6 +126,8 @@ class Heartbeat(_Wire):
     monitor: str
     ts: int
     interval_ms: int | None = None
+    # The latest check's latency per service: the latency history's samples.
+    latency: dict[str, float | None] = {}
 
 
 _M = TypeVar("_M", bound=_Wire)

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from healthmon.config import DEFAULT_CONFIG, ConfigError, ServiceSettings, Settings, load_settings
 from healthmon.errors import StartupError
-from healthmon.keys import BOARD, CONFIG, HUB, MOCKS, MONITOR, RELOADER
+from healthmon.keys import BOARD, CONFIG, HUB, METRICS, MOCKS, MONITOR, RELOADER
 from healthmon.mocks import MockService, mock_for
 
 log = structlog.get_logger(__name__)
@@ -81,6 +81,8 @@ class Reloader:
         removed = [n for n in before if n not in after]
         changed = [n for n in after if n in before and after[n] != before[n]]
         await self._apply(new, before, after)
+        for name in removed:
+            self.app[METRICS].forget(name)
         log.info("config.reloaded", added=added, removed=removed, changed=changed)
 
     def _set_error(self, error: str | None) -> None:

@@ -16,6 +16,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from healthmon.broker import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker
+from healthmon.history import ServiceHistory
 from healthmon.models import (
     Heartbeat,
     MessageError,
@@ -38,6 +39,7 @@ STALE_AFTER_HEARTBEATS = 3
 class StatusBoard:
     def __init__(self, names: Sequence[str], *, heartbeat_ms: int) -> None:
         self._states = {name: ServiceState() for name in names}
+        self._history = {name: ServiceHistory() for name in names}
         self._unknown = set(self._states)
         self._stale_after = STALE_AFTER_HEARTBEATS * heartbeat_ms / 1000
         self._expiry: asyncio.TimerHandle | None = None
@@ -57,6 +59,7 @@ class StatusBoard:
     def set_names(self, names: Sequence[str]) -> None:
         """Follow a reload: keep known states, add new services as unknown, drop the rest."""
         self._states = {name: self._states.get(name, ServiceState()) for name in names}
+        self._history = {name: self._history.get(name, ServiceHistory()) for name in names}
         self._unknown = {n for n, state in self._states.items() if state.status is Status.UNKNOWN}
         if self._unknown:
             self.ready.clear()
@@ -86,6 +89,7 @@ class StatusBoard:
             checks=update.checks,
         )
         self._states[update.service] = state
+        self._history[update.service].change(state.since or update.ts, state.up)
         if self._unknown:
             self._unknown.discard(update.service)
             if not self._unknown:
@@ -95,6 +99,10 @@ class StatusBoard:
         return True
 
     def heartbeat(self, beat: Heartbeat) -> None:
+        for name, latency in beat.latency.items():
+            history = self._history.get(name)
+            if history is not None:
+                history.sample(latency)
         self.monitor_id = beat.monitor
         self.monitor_seen = now_ms()
         loop = asyncio.get_running_loop()
@@ -131,6 +139,7 @@ class StatusBoard:
         }
 
     def details(self) -> dict[str, dict[str, object]]:
+        now = now_ms()
         return {
             name: {
                 "status": state.status.value,
@@ -140,6 +149,7 @@ class StatusBoard:
                 "checked_at": state.checked_at,
                 "since": state.since,
                 "checks": [c.model_dump(mode="json") for c in state.checks],
+                "history": self._history[name].to_wire(now),
             }
             for name, state in self._states.items()
         }
