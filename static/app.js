@@ -163,7 +163,7 @@
 
   function describeFailure(err, timeoutMs) {
     if (err && err.name === "AbortError") return "no answer within " + timeoutMs + " ms";
-    return "no answer (connection refused, blocked or network error)";
+    return "no answer (connection refused or network error)";
   }
 
   function checkOnce(svc) {
@@ -242,9 +242,9 @@
       if (ws !== socket) return;
       ws = null;
       wsReady = false;
-      var why = event.code === 1001 ? "the WebSocket channel was closed by the server"
+      var why = event.code === 1001 ? "the server closed the WebSocket channel"
         : event.code === 4000 ? "the WebSocket went silent (no heartbeat for 3 s)"
-        : "the WebSocket could not connect or was closed (code " + event.code + ")";
+        : "the WebSocket cannot connect (closed with code " + event.code + ")";
       scheduleReconnect(why);
     };
   }

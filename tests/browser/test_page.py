@@ -163,7 +163,7 @@ def test_form_sends_parameter_and_shows_echo(new_tab: Callable[..., Tab], system
 
 
 def test_event_log_lists_changes(new_tab: Callable[..., Tab], system: Server) -> None:
-    """Each status change appears in the event log, newest first, with from → to, source and reason."""
+    """Each status change appears in the event log, newest first, with from, to, source, reason."""
     tab = open_live(new_tab, system)
     page = tab.page
     entries = page.locator("[data-log] li")
