@@ -58,3 +58,11 @@ async def test_snapshot_and_api_carry_history(system: System) -> None:
     assert all(isinstance(v, float) for v in auth["latency"])
     document = await system.get("/api/services")
     assert document["services"][1]["history"]["uptime_1h"] < 100
+
+
+async def test_heartbeats_carry_fresh_latencies(system: System) -> None:
+    """Between changes, heartbeats tell pages each service's latest latency."""
+    messages = await system.connected()
+    beat = await messages.until(lambda m: m["type"] == "heartbeat" and m["latency"])
+    assert set(beat["latency"]) <= {"auth", "billing", "notifications", "analytics"}
+    assert all(isinstance(v, float) for v in beat["latency"].values())

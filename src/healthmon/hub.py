@@ -198,7 +198,15 @@ class Hub:
         self.send_heartbeat()
 
     def send_heartbeat(self) -> None:
-        self.broadcast({"type": "heartbeat", "ts": now_ms(), "monitor": self._monitor()})
+        self.broadcast(
+            {
+                "type": "heartbeat",
+                "ts": now_ms(),
+                "monitor": self._monitor(),
+                # Fresh latencies between changes, for the cards and sparklines.
+                "latency": self.board.latency,
+            }
+        )
 
     async def heartbeats(self) -> None:
         while True:

@@ -49,6 +49,8 @@ class StatusBoard:
         self.monitor_id: str | None = None
         self.monitor_seen: int | None = None
         self.monitor_alive = False
+        # The latest check latency of each service, from the last heartbeat.
+        self.latency: dict[str, float | None] = {}
         self.on_change: list[ChangeListener] = []
         self.on_liveness: list[LivenessListener] = []
 
@@ -99,6 +101,7 @@ class StatusBoard:
         return True
 
     def heartbeat(self, beat: Heartbeat) -> None:
+        self.latency = {n: v for n, v in beat.latency.items() if n in self._history}
         for name, latency in beat.latency.items():
             history = self._history.get(name)
             if history is not None:
