@@ -83,6 +83,7 @@ class _Subscription:
         self.queue_name: str | None = None
         self.consumer_tag: str | None = None
         self.dropped = 0
+        self.ended = False
 
     @property
     def attached(self) -> bool:
@@ -102,13 +103,20 @@ class _Subscription:
             self.buffer.get_nowait()
         self.buffer.put_nowait(_END)
 
-    async def iterate(self) -> AsyncIterator[bytes]:
-        while True:
-            item = await self.buffer.get()
-            if item is _END:
-                return
-            assert isinstance(item, bytes)
-            yield item
+    # An iterator object rather than an async generator: a reader that gives
+    # up waiting (``wait_for(anext(...))``) cancels one wait, not the subscription.
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.ended:
+            raise StopAsyncIteration
+        item = await self.buffer.get()
+        if item is _END:
+            self.ended = True
+            raise StopAsyncIteration
+        assert isinstance(item, bytes)
+        return item
 
 
 class RabbitMQBroker:
@@ -236,7 +244,7 @@ class RabbitMQBroker:
                         f"cannot subscribe to {topic} on RabbitMQ at {self._url}: "
                         f"{_describe(exc, self._secret)}"
                     ) from None
-            yield subscription.iterate()
+            yield subscription
         finally:
             self._subscriptions.discard(subscription)
             await self._detach(subscription)
