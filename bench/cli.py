@@ -1,0 +1,169 @@
+"""``python -m bench [--quick]``: run the plan, print the table, write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import random
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+
+from bench import machine
+from bench.fanout import fanout_figures
+from bench.figures import Figure
+from bench.idle import idle_figures, startup_figure
+from bench.latency import down_rounds, hung_rounds, latency_figures
+from bench.plan import FULL, QUICK, SCENARIOS, Plan
+from bench.procfs import raise_open_files_limit
+from bench.report import table, write_json
+from bench.scale import scale_figures
+from bench.server import UP, BenchError, default_spec, running_server, wait_ready, wait_until
+from bench.watcher import watching
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="about a minute, asyncio only")
+    parser.add_argument(
+        "--loops", help="comma list of asyncio, uvloop (default: asyncio quick, both full)"
+    )
+    parser.add_argument(
+        "--only", help=f"comma list of scenarios to run (default: all of {', '.join(SCENARIOS)})"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the random phases")
+    return parser
+
+
+class Runner:
+    def __init__(self, plan: Plan, scenarios: Sequence[str], seed: int) -> None:
+        self.plan = plan
+        self.scenarios = frozenset(scenarios)
+        self.rng = random.Random(seed)
+        self.workdir = RESULTS / "run"
+        self.figures: list[Figure] = []
+
+    async def run(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        async with aiohttp.ClientSession() as session:
+            for loop in self.plan.loops:
+                await self._one_loop(session, loop)
+
+    async def _one_loop(self, session: aiohttp.ClientSession, loop: str) -> None:
+        plan = self.plan
+        if "startup" in self.scenarios:
+            self._add(
+                await startup_figure(session, default_spec(), loop, plan.startup_runs, self.workdir)
+            )
+        if self.scenarios & {"idle", "latency"}:
+            await self._default_server(session, loop)
+        if "fanout" in self.scenarios:
+            for size in plan.fanout_sizes:
+                self._add(
+                    *await fanout_figures(
+                        session, default_spec(), loop, size, plan.fanout_rounds, self.workdir
+                    )
+                )
+        if "scale" in self.scenarios:
+            self._add(
+                *await scale_figures(
+                    session,
+                    loop,
+                    plan.scale_sizes,
+                    plan.scale_window_s,
+                    plan.services_per_port,
+                    self.workdir,
+                )
+            )
+
+    async def _default_server(self, session: aiohttp.ClientSession, loop: str) -> None:
+        """Idle costs first, while nobody talks to it; then the latency rounds."""
+        plan, spec = self.plan, default_spec()
+        async with running_server(spec, loop, self.workdir) as server:
+            await wait_ready(session, server)
+            await wait_until(session, spec, statuses=UP)
+            if "idle" in self.scenarios:
+                self._add(*await idle_figures(server, loop, plan.idle_s))
+            if "latency" not in self.scenarios:
+                return
+            hung, switched = spec.names[0], spec.names[1]
+            async with watching(session, spec.ws_url) as watcher:
+                plain = await down_rounds(
+                    session, spec, watcher, switched, plan.down_rounds, self.rng
+                )
+                detection, while_hung = await hung_rounds(
+                    session,
+                    spec,
+                    watcher,
+                    hung=hung,
+                    switched=switched,
+                    rounds=plan.hung_rounds,
+                    per_round=plan.down_rounds_per_hung,
+                    rng=self.rng,
+                )
+            self._add(*latency_figures(loop, spec, plain, detection, while_hung))
+
+    def _add(self, *figures: Figure) -> None:
+        for figure in figures:
+            self.figures.append(figure)
+            print(table([figure]).splitlines()[-1], flush=True)
+
+
+async def _run_cancellable(runner: Runner) -> None:
+    # SIGTERM stops the run like Ctrl-C does: every process we started is stopped.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    await runner.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.loops:
+        plan = dataclasses.replace(plan, loops=tuple(args.loops.split(",")))
+    scenarios = args.only.split(",") if args.only else SCENARIOS
+    unknown = set(scenarios) - set(SCENARIOS) or set(plan.loops) - {"asyncio", "uvloop"}
+    if unknown:
+        print(f"bench: unknown scenario or loop: {', '.join(sorted(unknown))}")
+        return 2
+    seed = args.seed if args.seed is not None else random.randrange(1 << 32)
+    raise_open_files_limit()
+    host = machine.describe()
+    runner = Runner(plan, scenarios, seed)
+    started = time.monotonic()
+    failure = None
+    try:
+        asyncio.run(_run_cancellable(runner))
+    except BenchError as exc:
+        failure = str(exc)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        failure = "interrupted"
+    elapsed = time.monotonic() - started
+    print()
+    print(table(runner.figures))
+    print(
+        f"\n{plan.name} run, {elapsed:.0f} s; {host['cores']} cores, {host['cpu']}, "
+        f"Python {host['python']}; loops: {', '.join(plan.loops)}"
+    )
+    run = {
+        "plan": plan.as_dict(),
+        "scenarios": list(scenarios),
+        "seed": seed,
+        "machine": host,
+        "elapsed_s": round(elapsed, 1),
+        "failure": failure,
+    }
+    write_json(args.output, run, runner.figures)
+    print(f"results: {args.output}")
+    if failure:
+        print(f"bench: stopped early: {failure}")
+        return 1
+    return 0
