@@ -86,5 +86,12 @@ class HealthmonProcess:
         self.process = None
         return code
 
+    async def exited(self) -> int:
+        """The exit code, once the process ends by itself (after a signal sent earlier)."""
+        assert self.process is not None
+        code = await asyncio.wait_for(self.process.wait(), 15)
+        self.process = None
+        return code
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]

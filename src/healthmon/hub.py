@@ -85,8 +85,11 @@ class Hub:
         self.service_info = _service_info(services)
         self.config_problem: str | None = None
         self.enabled = True
+        # Every open socket, and those of them that get broadcasts (their
+        # snapshot sent); a socket still waiting for its snapshot is only in
+        # the first, so a shutdown closes it too.
+        self.sockets: set[web.WebSocketResponse] = set()
         self.clients: set[Client] = set()
-        self.connected = 0
         self.dropped = 0
         self.broadcasts = 0
         board.on_change.append(self._on_change)
@@ -107,10 +110,10 @@ class Hub:
         transport = request.transport
         assert isinstance(transport, asyncio.Transport)
         client = Client(ws, transport)
-        self.connected += 1
+        self.sockets.add(ws)
         try:
             await ws.send_str(
-                json.dumps({"type": "welcome", "clients": self.connected, "ts": now_ms()})
+                json.dumps({"type": "welcome", "clients": len(self.sockets), "ts": now_ms()})
             )
             try:
                 await asyncio.wait_for(self.board.ready.wait(), self.snapshot_wait_s)
@@ -118,14 +121,14 @@ class Hub:
                 log.warning("ws.snapshot_incomplete", missing=self._unknown_names())
             # Snapshot and registration with no await between them: no change
             # can fall in the gap, and none can arrive before the snapshot.
-            if self.enabled and client.write(text_frame(encode(self._snapshot()))):
+            if not ws.closed and client.write(text_frame(encode(self._snapshot()))):
                 self.clients.add(client)
                 async for msg in ws:
                     if msg.type is WSMsgType.ERROR:
                         break
         finally:
             self.clients.discard(client)
-            self.connected -= 1
+            self.sockets.discard(ws)
         return ws
 
     def _origin_allowed(self, origin: str, host: str) -> bool:
@@ -221,8 +224,9 @@ class Hub:
             await self.close_all(WSCloseCode.GOING_AWAY, "WebSocket channel switched off")
 
     async def close_all(self, code: int, message: str) -> None:
-        clients, self.clients = list(self.clients), set()
+        sockets = list(self.sockets)
+        self.clients.clear()
         await asyncio.gather(
-            *(c.ws.close(code=code, message=message.encode()) for c in clients),
+            *(ws.close(code=code, message=message.encode()) for ws in sockets),
             return_exceptions=True,
         )
