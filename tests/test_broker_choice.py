@@ -1,0 +1,48 @@
+"""Choosing the broker: the rabbitmq extra is optional and its absence is explained."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from aiohttp.test_utils import unused_port
+
+# Runs healthmon with aio_pika made unimportable, as on an install without the extra.
+WITHOUT_AIO_PIKA = """
+import sys
+sys.modules["aio_pika"] = None
+from healthmon.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_rabbitmq_without_the_extra_says_what_to_install(tmp_path: Path) -> None:
+    """broker.kind = rabbitmq without aio-pika stops the start naming the extra to install."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[web]\nport = {unused_port()}\n[broker]\nkind = "rabbitmq"\n')
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_AIO_PIKA, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "pip install 'healthmon[rabbitmq]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_split_roles_need_a_shared_broker(tmp_path: Path) -> None:
+    """A ws process on the in-memory broker could never hear a monitor: refused, with why."""
+    config = tmp_path / "config.toml"
+    config.write_text(f"[web]\nport = {unused_port()}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "healthmon", "--config", str(config), "--role", "ws"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert 'set [broker] kind = "rabbitmq"' in result.stderr
