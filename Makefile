@@ -1,13 +1,14 @@
 # healthmon — `make run` needs only Python 3.11+; `make test` installs the rest.
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
+# The first interpreter that really runs and is 3.11+ (a pyenv shim may exist without one).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
 .PHONY: run test lint typecheck system-deps bench bench-quick clean
 
 $(BIN)/python:
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
-		{ echo "healthmon needs Python 3.11 or newer (found: $(PYTHON))"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "healthmon needs Python 3.11 or newer: none found on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
