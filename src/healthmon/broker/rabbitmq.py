@@ -333,7 +333,7 @@ class RabbitMQBroker:
     def _amqp(self) -> aiormq.abc.AbstractConnection:
         transport = self._connection.transport
         if not self._transport_up() or transport is None:
-            raise ConnectionError("not connected")
+            raise ConnectionError("not connected, reconnecting")
         return transport.connection
 
     async def _publish_channel(self) -> aiormq.abc.AbstractChannel:
