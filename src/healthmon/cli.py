@@ -8,7 +8,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_options.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    run_options.add_argument(
+        "--loop",
+        default="auto",
+        choices=["auto", "asyncio", "uvloop"],
+        help="event loop: uvloop when installed (pip install 'healthmon[fast]'), else asyncio",
     )
     parser = argparse.ArgumentParser(
         prog="healthmon",
@@ -139,7 +145,22 @@ def status(url: str) -> int:
     return EXIT_DOWN if down else EXIT_OK
 
 
-def run(config: Path | None, roles: frozenset[str], log_level: str) -> int:
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop if asked for or, with ``auto``, if installed; None for asyncio's own."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise StartupError(
+                "--loop uvloop needs uvloop: pip install 'healthmon[fast]'"
+            ) from None
+        return None
+    return uvloop.new_event_loop
+
+
+def run(config: Path | None, roles: frozenset[str], log_level: str, loop: str = "auto") -> int:
     configure_logging(log_level)
     try:
         settings = load_settings(config)
@@ -147,7 +168,8 @@ def run(config: Path | None, roles: frozenset[str], log_level: str) -> int:
         print(f"healthmon: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        asyncio.run(serve(settings, roles, config_path=config))
+        with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+            runner.run(serve(settings, roles, config_path=config))
     except StartupError as exc:
         print(f"healthmon: cannot start: {exc}", file=sys.stderr)
         return EXIT_DOWN
@@ -162,4 +184,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.path)
     if args.command == "status":
         return status(args.url)
-    return run(args.config, args.role, args.log_level)
+    return run(args.config, args.role, args.log_level, args.loop)
