@@ -12,7 +12,9 @@
   var BACKOFF_BASE_MS = 1000;
   var BACKOFF_CAP_MS = 10000;
   var LOG_CAP = 200;
-  var STRIP_LEN = 30;
+  var SAMPLES = 60; // the history area's last 60 s: one latency sample a heartbeat
+  var HISTORY_REFRESH_MS = 60000; // uptime from GET /api/services about once a minute
+  var CHECKS_SHOWN = 3;
   var WORDS = { up: "Up", degraded: "Degraded", down: "Down", unknown: "Unknown" };
   var SHAPES = { up: "✓", degraded: "▲", down: "✕", unknown: "?" };
   var RANK = { down: 3, degraded: 2, unknown: 1, up: 0 };
@@ -35,6 +37,7 @@
     lastBeatAt: null,
     lastPollAt: null,
     reconnectAt: null,
+    configError: boot.config_error || null,
     log: [],
   };
   var listeners = [];
@@ -50,24 +53,75 @@
     });
   }
 
-  (boot.services || []).forEach(function (s) {
-    store.order.push(s.name);
-    store.services[s.name] = {
+  // A service entry from a snapshot or GET /api/services (the same shape,
+  // though a snapshot carries no "mock" or "mode": those stay unknown until
+  // the next GET /api/services says).
+  function newService(s, freshAt) {
+    var svc = {
       name: s.name,
       url: s.url,
+      dataEndpoint: s.data_endpoint || "",
       healthUrl: s.health_url || s.url + s.health_path,
       dataUrl: s.data_url || s.url + s.data_endpoint,
-      mock: !!s.mock,
+      mock: typeof s.mock === "boolean" ? s.mock : null,
       mode: s.mode,
-      status: s.status || "unknown",
+      status: WORDS[s.status] ? s.status : "unknown",
       latencyMs: s.latency_ms,
       reason: s.reason,
+      checks: normChecks(s.checks),
       since: s.since,
-      // The server's answer is as fresh as the monitor behind it.
-      freshAt: boot.monitor && boot.monitor.alive ? loadedAt : null,
+      freshAt: freshAt,
       source: "snapshot",
-      history: [],
+      uptime: null,
+      samples: [], // {at, latency, status}, oldest first, at most SAMPLES
     };
+    takeHistory(svc, s.history, Date.now());
+    return svc;
+  }
+
+  // Failing checks, worst first; the Status enum's degraded/down read as warn/fail.
+  function normChecks(list) {
+    if (!Array.isArray(list)) return [];
+    return list.filter(function (c) { return c && typeof c.name === "string"; }).map(function (c) {
+      var bad = c.status === "down" || c.status === "fail";
+      return {
+        name: c.name,
+        word: bad ? "fail" : "warn",
+        output: typeof c.output === "string" && c.output ? c.output : null,
+        observed: typeof c.observed === "string" && c.observed ? c.observed : null,
+      };
+    });
+  }
+
+  // The server's history: uptime over the hour and up to 60 latency samples,
+  // about a second apart, oldest first. Each sample's state is known when it
+  // was taken after the current state began; before that, what this page saw
+  // itself at about that time, if anything.
+  function takeHistory(svc, history, now) {
+    if (!history || typeof history !== "object") return;
+    if (history.uptime_1h === null || typeof history.uptime_1h === "number") svc.uptime = history.uptime_1h;
+    if (!Array.isArray(history.latency)) return;
+    var seen = svc.samples;
+    var list = history.latency.slice(-SAMPLES);
+    svc.samples = list.map(function (latency, i) {
+      var at = now - (list.length - 1 - i) * 1000;
+      var status = svc.status !== "unknown" && svc.since && at >= svc.since ? svc.status : null;
+      for (var j = 0; status === null && j < seen.length; j++) {
+        if (Math.abs(seen[j].at - at) <= 600) status = seen[j].status;
+      }
+      return { at: at, latency: typeof latency === "number" ? latency : null, status: status || "none" };
+    });
+  }
+
+  function addSample(svc, latency, status, now) {
+    svc.samples.push({ at: now, latency: typeof latency === "number" ? latency : null, status: status });
+    if (svc.samples.length > SAMPLES) svc.samples.splice(0, svc.samples.length - SAMPLES);
+  }
+
+  (boot.services || []).forEach(function (s) {
+    store.order.push(s.name);
+    // The server's answer is as fresh as the monitor behind it.
+    store.services[s.name] = newService(s, boot.monitor && boot.monitor.alive ? loadedAt : null);
   });
 
   var logSeq = 0;
@@ -85,6 +139,7 @@
     var from = svc.status;
     svc.latencyMs = obs.latencyMs !== undefined ? obs.latencyMs : svc.latencyMs;
     svc.reason = status === "up" ? null : obs.reason || null;
+    if (obs.checks !== undefined || status === "up") svc.checks = status === "up" ? [] : normChecks(obs.checks);
     svc.freshAt = Date.now();
     svc.source = source;
     if (status !== from) {
@@ -102,11 +157,58 @@
   }
 
   function applySnapshot(services, source) {
+    var now = Date.now();
     Object.keys(services).forEach(function (name) {
       var s = services[name];
       if (!s || !s.status || s.status === "unknown") return;
-      observe(name, { status: s.status, latencyMs: s.latency_ms, reason: s.reason, since: s.since }, source);
+      observe(name, { status: s.status, latencyMs: s.latency_ms, reason: s.reason, since: s.since, checks: s.checks }, source);
+      if (store.services[name]) takeHistory(store.services[name], s.history, now);
     });
+  }
+
+  // Follow the server's set of services (a config reload, or a reload missed
+  // while the socket was down): new ones get a card, removed ones lose theirs;
+  // every other card, the log and the focus stay as they are.
+  function reconcile(list, freshAt) {
+    var names = list.map(function (s) { return s.name; });
+    var added = [];
+    var removed = store.order.filter(function (name) { return names.indexOf(name) < 0; });
+    removed.forEach(function (name) {
+      delete store.services[name];
+      unmountService(name);
+    });
+    list.forEach(function (s) {
+      var svc = store.services[s.name];
+      if (!svc) {
+        store.services[s.name] = newService(s, freshAt);
+        added.push(s.name);
+        return;
+      }
+      if (typeof s.mock === "boolean" && svc.mock !== s.mock) {
+        svc.mock = s.mock;
+        svc.mode = s.mode;
+        syncControlRow(svc);
+      }
+    });
+    store.order = names;
+    added.forEach(function (name) { mountService(store.services[name]); });
+    if (added.length || removed.length) {
+      if (polling) { stopPolling(); startPolling(); }
+      var parts = [];
+      if (added.length) parts.push("Added " + added.join(", ") + ".");
+      if (removed.length) parts.push("Removed " + removed.join(", ") + ".");
+      announce(parts.join(" "));
+      changed();
+    }
+    return added;
+  }
+
+  function setConfigError(error) {
+    var value = typeof error === "string" && error ? error : null;
+    if (value === store.configError) return;
+    store.configError = value;
+    announce(value ? "config.toml not applied: " + value : "config.toml applied.");
+    changed();
   }
 
   function setConnection(kind, why) {
@@ -181,7 +283,7 @@
   }
 
   function pollLoop(name, generation) {
-    if (!polling || generation !== pollGeneration) return;
+    if (!polling || generation !== pollGeneration || !store.services[name]) return;
     var started = Date.now();
     checkOnce(store.services[name]).then(function (result) {
       // A stopped poll's late answer must not overwrite the snapshot.
@@ -272,6 +374,15 @@
       store.lastBeatAt = now;
       var wasAlive = store.monitor.alive;
       if (msg.monitor) store.monitor = msg.monitor;
+      if ("config_error" in msg) setConfigError(msg.config_error);
+      if (msg.services && typeof msg.services === "object") {
+        var list = Object.keys(msg.services).map(function (name) {
+          return Object.assign({ name: name }, msg.services[name]);
+        });
+        // A snapshot does not say which services are mocks: the
+        // refreshControls() below asks GET /api/services.
+        reconcile(list, store.monitor.alive ? now : null);
+      }
       // A snapshot from a board no monitor feeds is stale; polling knows better.
       if (store.monitor.alive !== false && msg.services) {
         applySnapshot(msg.services, "push");
@@ -287,18 +398,36 @@
     } else if (msg.type === "statusUpdate" && msg.data) {
       var d = msg.data;
       var status = d.status || (d.up ? "up" : "down");
-      observe(d.service, { status: status, latencyMs: d.latency_ms, reason: d.reason, since: d.ts }, "push");
+      observe(d.service, { status: status, latencyMs: d.latency_ms, reason: d.reason, since: d.ts, checks: d.checks }, "push");
       if (controlsOpen()) refreshControlsSoon();
+    } else if (msg.type === "configError") {
+      setConfigError(msg.error);
     } else if (msg.type === "heartbeat") {
       store.lastBeatAt = now;
       var before = store.monitor.alive;
       if (msg.monitor) store.monitor = msg.monitor;
-      if (store.monitor.alive) markFresh(now);
+      if (store.monitor.alive) {
+        markFresh(now);
+        takeLatencies(msg.latency, now);
+      }
       if (before === false && store.monitor.alive) scheduleResync();
       if (before !== store.monitor.alive) refreshControls();
       evaluate();
       changed();
     }
+  }
+
+  // Each heartbeat carries every service's latest check latency: the card's
+  // latency and one more point on its sparkline.
+  function takeLatencies(latency, now) {
+    if (!wsReady || !latency || typeof latency !== "object") return;
+    store.order.forEach(function (name) {
+      if (!(name in latency)) return;
+      var svc = store.services[name];
+      var value = latency[name];
+      if (typeof value === "number") svc.latencyMs = value;
+      addSample(svc, value, svc.status, now);
+    });
   }
 
   // While the monitor is alive and heartbeats arrive, the board is current.
@@ -315,10 +444,7 @@
       resyncTimer = null;
       getServices().then(function (doc) {
         if (store.connection !== "live") return;
-        var byName = {};
-        doc.services.forEach(function (s) { byName[s.name] = s; });
-        applySnapshot(byName, "push");
-        applyControls(doc);
+        applyDocument(doc, "push");
       }, function () { /* the next heartbeat or poll corrects us */ });
     }, store.intervalMs + store.timeoutMs + 250);
   }
@@ -439,28 +565,116 @@
     if (svc.status === "unknown") since.textContent = "Waiting for the first check";
     else if (svc.since) since.textContent = WORDS[svc.status] + " for " + ago(svc.since, now) + " (since " + clock(svc.since) + ")";
     else since.textContent = WORDS[svc.status];
-    var meta = "Latency " + (typeof svc.latencyMs === "number" ? Math.round(svc.latencyMs) + " ms" : "—");
-    if (stale) meta += " · stale: last confirmed " + (svc.freshAt ? ago(svc.freshAt, now) + " ago" : "never");
-    else if (svc.freshAt) meta += " · confirmed " + ago(svc.freshAt, now) + " ago (" + (svc.source === "poll" ? "poll" : "push") + ")";
-    $(card, "[data-role=meta]").textContent = meta;
+    // Live, every heartbeat refreshes the latency: no "confirmed" needed.
+    var latency = "Latency " + (typeof svc.latencyMs === "number" ? Math.round(svc.latencyMs) + " ms" : "—");
+    var fresh = "";
+    if (stale) fresh = " · stale: last check " + (svc.freshAt ? ago(svc.freshAt, now) + " ago" : "unknown");
+    else if (svc.source === "poll") fresh = " · measured by this page";
+    setText($(card, "[data-role=latency]"), latency);
+    setText($(card, "[data-role=freshness]"), fresh);
     var reason = $(card, "[data-role=reason]");
     reason.hidden = !svc.reason;
-    reason.textContent = svc.reason ? "Reason: " + svc.reason : "";
+    setText(reason, svc.reason ? "Reason: " + svc.reason : "");
+    renderChecks($(card, "[data-role=checks]"), svc);
     setGate(card, svc);
-    renderStrip($(card, "[data-role=strip]"), svc);
+    renderHistory(card, svc);
   }
 
-  function renderStrip(strip, svc) {
-    var h = svc.history;
-    while (strip.children.length < STRIP_LEN) strip.appendChild(document.createElement("span"));
-    var counts = {};
-    for (var i = 0; i < STRIP_LEN; i++) {
-      var value = h[i - (STRIP_LEN - h.length)] || "empty"; // empty ones padded on the left
-      strip.children[i].className = "bar bar-" + value;
-      if (value !== "empty") counts[value] = (counts[value] || 0) + 1;
+  function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
+
+  // The failing checks, worst first: at most three, then "+N more".
+  function renderChecks(list, svc) {
+    var checks = svc.status === "up" ? [] : svc.checks;
+    var key = JSON.stringify(checks);
+    if (list.getAttribute("data-key") === key) return;
+    list.setAttribute("data-key", key);
+    list.textContent = "";
+    list.hidden = checks.length === 0;
+    checks.slice(0, CHECKS_SHOWN).forEach(function (c) {
+      var li = document.createElement("li");
+      li.className = "check";
+      li.setAttribute("data-check", c.name);
+      li.setAttribute("data-status", c.word === "fail" ? "down" : "degraded");
+      var name = document.createElement("span");
+      name.className = "check-name";
+      name.textContent = c.name;
+      var word = document.createElement("span");
+      word.className = "check-status";
+      word.textContent = c.word;
+      li.append(name, " ", word);
+      var detail = c.output || c.observed;
+      if (c.output && c.observed) detail = c.output + " (" + c.observed + ")";
+      if (detail) {
+        var out = document.createElement("span");
+        out.className = "check-output";
+        out.textContent = detail;
+        li.append(" ", out);
+      }
+      list.appendChild(li);
+    });
+    if (checks.length > CHECKS_SHOWN) {
+      var more = document.createElement("li");
+      more.className = "check-more";
+      more.textContent = "+" + (checks.length - CHECKS_SHOWN) + " more";
+      list.appendChild(more);
     }
-    var parts = Object.keys(counts).map(function (k) { return counts[k] + " " + k; });
-    strip.setAttribute("aria-label", h.length ? "Last " + h.length + " s: " + parts.join(", ") : "No history yet");
+  }
+
+  function fmtMs(v) { return v < 10 ? (Math.round(v * 10) / 10) + " ms" : Math.round(v) + " ms"; }
+
+  // Uptime over the hour, and the last 60 s on one time axis: latency as a
+  // line (gaps where no sample), each sample's state as a band beneath.
+  var SVG = "http://www.w3.org/2000/svg";
+  function renderHistory(card, svc) {
+    var up = svc.uptime;
+    setText($(card, "[data-role=uptime]").firstChild, "Uptime " + (typeof up === "number" ? up.toFixed(2) + " %" : "—") + " ");
+    var samples = svc.samples;
+    var key = samples.length ? samples.length + ":" + samples[samples.length - 1].at + ":" + samples[0].at + ":" + samples[samples.length - 1].status : "0";
+    var spark = $(card, "[data-role=spark]");
+    if (spark.getAttribute("data-key") === key) return;
+    spark.setAttribute("data-key", key);
+    var values = samples.map(function (s) { return s.latency; }).filter(function (v) { return v !== null; });
+    var max = values.length ? Math.max.apply(null, values) : 0;
+    var min = values.length ? Math.min.apply(null, values) : 0;
+    var top = Math.max(max, 1); // the line's scale: 0 … the highest sample
+    var offset = SAMPLES - samples.length; // right-aligned: "now" is the right edge
+    var lines = $(spark, "[data-role=lines]");
+    var band = $(spark, "[data-role=band]");
+    lines.textContent = "";
+    band.textContent = "";
+    var run = [];
+    function flush() {
+      if (run.length === 1) run.push((parseFloat(run[0]) + 0.6).toFixed(2) + "," + run[0].split(",")[1]);
+      if (run.length > 1) {
+        var line = document.createElementNS(SVG, "polyline");
+        line.setAttribute("points", run.join(" "));
+        line.setAttribute("class", "spark-line");
+        lines.appendChild(line);
+      }
+      run = [];
+    }
+    samples.forEach(function (s, i) {
+      var x = offset + i + 0.5;
+      if (s.latency === null) flush();
+      else run.push(x.toFixed(2) + "," + (18 - (s.latency / top) * 16).toFixed(2));
+      var cell = document.createElementNS(SVG, "rect");
+      cell.setAttribute("x", String(offset + i + 0.1));
+      cell.setAttribute("y", "20");
+      cell.setAttribute("width", "0.8");
+      cell.setAttribute("height", "4");
+      cell.setAttribute("class", "band band-" + s.status);
+      band.appendChild(cell);
+    });
+    flush();
+    spark.setAttribute("data-points", String(values.length));
+    var counts = {};
+    samples.forEach(function (s) { if (s.status !== "none") counts[s.status] = (counts[s.status] || 0) + 1; });
+    var states = Object.keys(counts).map(function (k) { return counts[k] + " " + k; }).join(", ");
+    var text = values.length
+      ? "Last 60 s: min " + fmtMs(min) + ", max " + fmtMs(max)
+      : "Last 60 s: no latency samples yet";
+    if (states) text += " · " + states;
+    setText($(card, "[data-role=spark-text]"), text);
   }
 
   function renderSummary(now) {
@@ -570,20 +784,33 @@
     renderLog();
     renderOrder();
     renderModals();
+    renderConfigError();
+  }
+
+  function renderConfigError() {
+    var banner = document.getElementById("config-banner");
+    banner.hidden = !store.configError;
+    setText($(banner, "[data-role=config-error-text]"), store.configError || "");
   }
   subscribe(renderAll);
 
-  // Every second: relative times, stale marks, the history strip, silence.
+  // Every second: relative times, stale marks, silence. While not live no
+  // heartbeat brings a latency: the history still moves on, with a gap in
+  // the line and the state this page knows (or "stale") in the band.
   window.setInterval(function () {
     var now = Date.now();
-    store.order.forEach(function (name) {
-      var svc = store.services[name];
-      svc.history.push(isStale(svc, now) ? "stale" : svc.status);
-      if (svc.history.length > STRIP_LEN) svc.history.shift();
-    });
+    if (store.connection !== "live") {
+      store.order.forEach(function (name) {
+        var svc = store.services[name];
+        addSample(svc, null, isStale(svc, now) ? "stale" : svc.status, now);
+      });
+    }
     evaluate();
     changed();
   }, 1000);
+
+  // About once a minute: uptime (and mocks, config error) from the API.
+  window.setInterval(refreshControls, HISTORY_REFRESH_MS);
 
   // ---- the modal --------------------------------------------------------
   var openers = {};
@@ -709,7 +936,8 @@
     loadModal(name);
   }
 
-  store.order.forEach(function (name) {
+  // Listeners of one service's card and modal (first render and clones alike).
+  function wireService(name) {
     var card = cardOf(name);
     var dialog = modalOf(name);
     if (card) {
@@ -747,7 +975,97 @@
         }
       });
     }
+  }
+  store.order.forEach(wireService);
+
+  // ---- services added or removed by a config reload ----------------------
+  var nextSid = document.querySelectorAll("#services > .card").length + 1;
+  var sids = {};
+  document.querySelectorAll("#services > .card").forEach(function (card) {
+    sids[card.getAttribute("data-service")] = card.id;
   });
+
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
+  // Clone a <template> rendered by the same macro as the first page's markup.
+  function fromTemplate(id, svc, sid) {
+    var values = {
+      __SID__: sid, __NAME__: svc.name, __URL__: svc.url,
+      __DATA_ENDPOINT__: svc.dataEndpoint, __DATA_URL__: svc.dataUrl,
+    };
+    var html = document.getElementById(id).innerHTML.replace(/__(SID|NAME|URL|DATA_ENDPOINT|DATA_URL)__/g, function (token) {
+      return escapeHtml(values[token]);
+    });
+    var holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    return holder.content.firstElementChild;
+  }
+
+  // Insert ``el`` into ``parent`` before the element of the next service in
+  // store order that is already there, moving no existing node (a moved node
+  // would lose focus).
+  function insertInOrder(parent, el, name, find) {
+    var index = store.order.indexOf(name);
+    for (var i = index + 1; i < store.order.length; i++) {
+      var next = find(store.order[i]);
+      if (next && next.parentNode === parent) { parent.insertBefore(el, next); return; }
+    }
+    parent.appendChild(el);
+  }
+
+  function rowOf(name) { return document.querySelector('[data-control-row="' + CSS.escape(name) + '"]'); }
+
+  function mountService(svc) {
+    if (cardOf(svc.name)) return;
+    var sid = "svc-" + nextSid++;
+    sids[svc.name] = sid;
+    insertInOrder(document.getElementById("services"), fromTemplate("card-template", svc, sid), svc.name, cardOf);
+    document.getElementById("modals").appendChild(fromTemplate("modal-template", svc, sid));
+    syncControlRow(svc);
+    wireService(svc.name);
+  }
+
+  // A mock gets a mode select; a real service a note; unknown yet (a
+  // snapshot does not say), a placeholder until GET /api/services answers.
+  function syncControlRow(svc) {
+    var sid = sids[svc.name];
+    if (!sid) return;
+    var row = rowOf(svc.name);
+    var kind = svc.mock === null ? "pending" : svc.mock ? "mock" : "real";
+    if (row && row.getAttribute("data-kind") === kind) return;
+    var fresh;
+    if (kind === "pending") {
+      fresh = fromTemplate("control-row-real-template", svc, sid);
+      setText($(fresh, ".muted"), "checking…");
+    } else {
+      fresh = fromTemplate(kind === "mock" ? "control-row-mock-template" : "control-row-real-template", svc, sid);
+      var select = $(fresh, "select");
+      if (select && svc.mode) select.value = svc.mode;
+    }
+    fresh.setAttribute("data-kind", kind);
+    if (row) row.replaceWith(fresh);
+    else insertInOrder(document.getElementById("mock-rows"), fresh, svc.name, rowOf);
+  }
+
+  function unmountService(name) {
+    var card = cardOf(name);
+    var dialog = modalOf(name);
+    var row = rowOf(name);
+    var focusLost = [card, dialog, row].some(function (el) { return el && el.contains(document.activeElement); });
+    if (dialog && dialog.open) { openers[name] = null; dialog.close(); }
+    [card, dialog, row].forEach(function (el) { if (el) el.remove(); });
+    delete sids[name];
+    if (focusLost) {
+      // Focus was in what just went: the services heading is the nearest stable place.
+      var heading = document.getElementById("services-title");
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    }
+  }
 
   // ---- the per-service form ---------------------------------------------
   function submitForm(name, form) {
@@ -782,6 +1100,36 @@
 
   function controlsOpen() { return details.open; }
 
+  // The whole document after the monitor came back: statuses too.
+  function applyDocument(doc, source) {
+    applyMeta(doc);
+    var byName = {};
+    doc.services.forEach(function (s) { byName[s.name] = s; });
+    applySnapshot(byName, source);
+  }
+
+  // Everything but statuses: which services exist (while live the socket's
+  // snapshots decide that, in order), mocks and modes, uptime, config error.
+  function applyMeta(doc) {
+    if (!doc || !Array.isArray(doc.services)) return;
+    if (store.connection !== "live") reconcile(doc.services, null);
+    doc.services.forEach(function (s) {
+      var svc = store.services[s.name];
+      if (!svc) return;
+      if (typeof s.mock === "boolean" && svc.mock !== s.mock) {
+        svc.mock = s.mock;
+        svc.mode = s.mode;
+        syncControlRow(svc);
+      }
+      if (s.history && (s.history.uptime_1h === null || typeof s.history.uptime_1h === "number")) {
+        svc.uptime = s.history.uptime_1h;
+      }
+    });
+    if ("config_error" in doc) setConfigError(doc.config_error);
+    applyControls(doc);
+    changed();
+  }
+
   function applyControls(doc) {
     (doc.services || []).forEach(function (s) {
       var svc = store.services[s.name];
@@ -798,7 +1146,7 @@
   }
 
   function refreshControls() {
-    return getServices().then(applyControls, function () { /* shown on the next action */ });
+    return getServices().then(applyMeta, function () { /* shown on the next action */ });
   }
   function refreshControlsSoon() {
     if (refreshTimer) return;
@@ -826,12 +1174,13 @@
     });
   }
 
-  document.querySelectorAll("[data-control^='mock:']").forEach(function (select) {
-    select.addEventListener("change", function () {
-      var name = select.getAttribute("data-name");
-      runControl(select, "/api/mocks/" + encodeURIComponent(name), { mode: select.value },
-        "Mock " + name + " switched to " + select.value);
-    });
+  // Delegated: rows come and go with config reloads.
+  document.getElementById("mock-rows").addEventListener("change", function (event) {
+    var select = event.target;
+    if (!select.matches || !select.matches("[data-control^='mock:']")) return;
+    var name = select.getAttribute("data-name");
+    runControl(select, "/api/mocks/" + encodeURIComponent(name), { mode: select.value },
+      "Mock " + name + " switched to " + select.value);
   });
   [["monitor", "Monitor"], ["ws", "WebSocket channel"]].forEach(function (pair) {
     var box = document.querySelector('[data-control="' + pair[0] + '"]');

@@ -24,6 +24,24 @@ def _static_version() -> str:
     return digest.hexdigest()[:10]
 
 
+# What the <template> elements are rendered with: the page fills these tokens
+# (HTML-escaped) when a config reload adds a service, so a card, its modal and
+# its control row have one source of markup, the template's macros.
+PLACEHOLDER: dict[str, object] = {
+    "name": "__NAME__",
+    "url": "__URL__",
+    "data_endpoint": "__DATA_ENDPOINT__",
+    "data_url": "__DATA_URL__",
+    "status": "unknown",
+    "latency_ms": None,
+    "reason": None,
+    "checks": [],
+    "history": None,
+    "mock": False,
+    "mode": None,
+}
+
+
 async def index(request: web.Request) -> web.Response:
     document = services_document(request.app)
     settings = request.app[CONFIG].settings
@@ -32,6 +50,9 @@ async def index(request: web.Request) -> web.Response:
         request,
         {
             "services": document["services"],
+            "config_error": document.get("config_error"),
+            "placeholder": PLACEHOLDER,
+            "placeholder_mock": {**PLACEHOLDER, "mock": True},
             "bootstrap_json": json.dumps(document),
             "interval_ms": settings.monitor.interval_ms,
             "static_version": request.app[STATIC_VERSION],

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class Server:
     mock_ports: dict[str, int]
     process: subprocess.Popen[bytes]
     log_path: Path
+    config_path: Path
     names: tuple[str, ...] = field(default_factory=lambda: tuple(SERVICES))
 
     def base(self, host: str = "127.0.0.1") -> str:
@@ -116,15 +118,35 @@ class Server:
             self.set_mode(name, "up")
         self.set_component("monitor", True)
         self.set_component("ws", True)
-        self.wait_until(_all_up_and_alive, 15, "all services up with a live monitor")
+        self.wait_until(self._all_up_and_alive, 15, "all services up with a live monitor")
+
+    def _all_up_and_alive(self, doc: dict[str, Any]) -> bool:
+        return bool(
+            doc["monitor"]["alive"]
+            and doc["ws"]["running"]
+            and all(s["status"] == "up" for s in doc["services"] if s["name"] in self.names)
+        )
 
 
-def _all_up_and_alive(doc: dict[str, Any]) -> bool:
-    return bool(
-        doc["monitor"]["alive"]
-        and doc["ws"]["running"]
-        and all(s["status"] == "up" for s in doc["services"])
+def service_toml(name: str, url: str, data_endpoint: str, *, mock: bool) -> str:
+    """One ``[[services]]`` table."""
+    return "\n".join(
+        [
+            "",
+            "[[services]]",
+            f'name = "{name}"',
+            f'url = "{url}"',
+            'health_path = "/health"',
+            f'data_endpoint = "{data_endpoint}"',
+            f"mock = {'true' if mock else 'false'}",
+            "",
+        ]
     )
+
+
+def config_toml(port: int, mock_ports: dict[str, int], extra: str = "") -> str:
+    """The test config: the four mocks on ``mock_ports``, then ``extra`` tables."""
+    return _config(port, mock_ports) + extra
 
 
 def _config(port: int, mock_ports: dict[str, int]) -> str:
@@ -151,26 +173,35 @@ def _config(port: int, mock_ports: dict[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One healthmon process per test module, on free ports."""
-    folder = tmp_path_factory.mktemp("healthmon")
+@contextmanager
+def launch(folder: Path, extra_toml: str = "") -> Iterator[Server]:
+    """Run healthmon with the four mocks plus ``extra_toml``; stop it afterwards."""
     port = unused_port()
     mock_ports = {name: unused_port() for name in SERVICES}
     config = folder / "config.toml"
-    config.write_text(_config(port, mock_ports))
+    config.write_text(config_toml(port, mock_ports, extra_toml))
     log_path = folder / "healthmon.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env = {k: v for k, v in env.items() if not k.startswith("HEALTHMON_")}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "healthmon", "--config", str(config)],
+            [
+                sys.executable,
+                "-m",
+                "healthmon",
+                "--config",
+                str(config),
+                # A developer's escape hatch (e.g. "--loop asyncio"); unset in CI.
+                *os.environ.get("BROWSER_TESTS_SERVER_ARGS", "").split(),
+            ],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
         )
-    running = Server(port=port, mock_ports=mock_ports, process=process, log_path=log_path)
+    running = Server(
+        port=port, mock_ports=mock_ports, process=process, log_path=log_path, config_path=config
+    )
     try:
         running.wait_until(
             lambda doc: (
@@ -188,6 +219,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One healthmon process per test module, on free ports."""
+    with launch(tmp_path_factory.mktemp("healthmon")) as running:
+        yield running
 
 
 @pytest.fixture
