@@ -34,10 +34,12 @@ def _error(status: int, message: str) -> web.Response:
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every API error is JSON with a message; nothing escapes as a bare 500."""
+    if not request.path.startswith(("/api/", "/statuses")):
+        return await handler(request)
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith(("/api/", "/statuses")):
+        if exc.status < 400:
             raise
         return _error(exc.status, exc.text or exc.reason)
     except Exception:

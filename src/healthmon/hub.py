@@ -13,6 +13,7 @@ import json
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -107,8 +108,10 @@ class Hub:
             raise web.HTTPForbidden(text=f"origin {origin} is not allowed")
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_FRAME, compress=False)
         await ws.prepare(request)
-        transport = request.transport
-        assert isinstance(transport, asyncio.Transport)
+        # asyncio's or uvloop's TCP transport: both write, buffer and abort.
+        transport = cast(asyncio.Transport, request.transport)
+        if transport is None:
+            return ws
         client = Client(ws, transport)
         self.sockets.add(ws)
         try:
