@@ -46,3 +46,24 @@ def test_split_roles_need_a_shared_broker(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert 'set [broker] kind = "rabbitmq"' in result.stderr
+
+
+def test_unreachable_rabbitmq_is_a_clear_error(tmp_path: Path) -> None:
+    """A RabbitMQ that is not there stops the start within seconds, without the password."""
+    port = unused_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[web]\nport = {unused_port()}\n[broker]\nkind = "rabbitmq"\n'
+        f'url = "amqp://guest:hunter2@127.0.0.1:{port}/"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "healthmon", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:{port}/" in result.stderr
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
