@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,3 +129,15 @@ class System:
         async with self.session.get(f"{self.base}{path}") as response:
             assert response.status == 200
             return await response.json()
+
+
+def run_healthmon(*args: str, code: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m healthmon ARGS`` (or ``python -c CODE ARGS``) to completion, output captured."""
+    entry = ["-c", code] if code is not None else ["-m", "healthmon"]
+    return subprocess.run(
+        [sys.executable, *entry, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from aiohttp.test_utils import unused_port
+
+from tests.support import run_healthmon
 
 # Runs healthmon with aio_pika made unimportable, as on an install without the extra.
 WITHOUT_AIO_PIKA = """
@@ -21,13 +21,7 @@ def test_rabbitmq_without_the_extra_says_what_to_install(tmp_path: Path) -> None
     """broker.kind = rabbitmq without aio-pika stops the start naming the extra to install."""
     config = tmp_path / "config.toml"
     config.write_text(f'[web]\nport = {unused_port()}\n[broker]\nkind = "rabbitmq"\n')
-    result = subprocess.run(
-        [sys.executable, "-c", WITHOUT_AIO_PIKA, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_healthmon("--config", str(config), code=WITHOUT_AIO_PIKA)
     assert result.returncode == 1
     assert "pip install 'healthmon[rabbitmq]'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -37,13 +31,7 @@ def test_split_roles_need_a_shared_broker(tmp_path: Path) -> None:
     """A ws process on the in-memory broker could never hear a monitor: refused, with why."""
     config = tmp_path / "config.toml"
     config.write_text(f"[web]\nport = {unused_port()}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "healthmon", "--config", str(config), "--role", "ws"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_healthmon("--config", str(config), "--role", "ws")
     assert result.returncode == 1
     assert 'set [broker] kind = "rabbitmq"' in result.stderr
 
@@ -56,13 +44,7 @@ def test_unreachable_rabbitmq_is_a_clear_error(tmp_path: Path) -> None:
         f'[web]\nport = {unused_port()}\n[broker]\nkind = "rabbitmq"\n'
         f'url = "amqp://guest:hunter2@127.0.0.1:{port}/"\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "healthmon", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_healthmon("--config", str(config))
     assert result.returncode == 1
     assert f"cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:{port}/" in result.stderr
     assert "hunter2" not in result.stderr

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import System
+from tests.support import System, run_healthmon
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def healthmon(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "healthmon", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 async def healthmon_async(*args: str) -> tuple[int, str, str]:
@@ -41,7 +30,7 @@ async def healthmon_async(*args: str) -> tuple[int, str, str]:
 
 def test_check_config_lists_services() -> None:
     """check-config on the shipped file exits 0 and lists every service with its URL."""
-    result = healthmon("check-config", str(ROOT / "config.toml"))
+    result = run_healthmon("check-config", str(ROOT / "config.toml"))
     assert result.returncode == 0
     assert "valid, 4 service(s)" in result.stdout
     assert "http://127.0.0.1:3002/health" in result.stdout
@@ -51,7 +40,7 @@ def test_check_config_rejects_bad_file(tmp_path: Path) -> None:
     """check-config on a broken file exits 2 naming the field."""
     path = tmp_path / "bad.toml"
     path.write_text('[[services]]\nname = "x"\nurl = "nope"\n')
-    result = healthmon("check-config", str(path))
+    result = run_healthmon("check-config", str(path))
     assert result.returncode == 2
     assert "services[0].url: must be an absolute http:// or https:// URL" in result.stderr
 
@@ -59,7 +48,7 @@ def test_check_config_rejects_bad_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["run", "check-config", "status"])
 def test_help(command: str) -> None:
     """Every command explains itself with --help."""
-    result = healthmon(command, "--help")
+    result = run_healthmon(command, "--help")
     assert result.returncode == 0
     assert "usage: healthmon" in result.stdout
 

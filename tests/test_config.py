@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from healthmon.config import ConfigError, load_settings
+from tests.support import run_healthmon
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,13 +80,7 @@ def test_cli_exits_2_without_traceback(tmp_path: Path) -> None:
     """python -m healthmon with a bad file prints one clear line and exits with code 2."""
     path = tmp_path / "bad.toml"
     path.write_text("[monitor]\ninterval_ms = -1\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "healthmon", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_healthmon("--config", str(path))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"{path}: monitor.interval_ms: Input should be greater than 0" in result.stderr
