@@ -13,7 +13,6 @@ import json
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -84,7 +83,7 @@ class Hub:
         self.heartbeat_s = heartbeat_ms / 1000
         self.snapshot_wait_s = snapshot_wait_ms / 1000
         self.service_info = _service_info(services)
-        self.config_problem: str | None = None
+        self.config_error: str | None = None
         self.enabled = True
         # Every open socket, and those of them that get broadcasts (their
         # snapshot sent); a socket still waiting for its snapshot is only in
@@ -108,10 +107,11 @@ class Hub:
             raise web.HTTPForbidden(text=f"origin {origin} is not allowed")
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_FRAME, compress=False)
         await ws.prepare(request)
-        # asyncio's or uvloop's TCP transport: both write, buffer and abort.
-        transport = cast(asyncio.Transport, request.transport)
-        if transport is None:
+        transport = request.transport
+        if transport is None:  # the peer left during the upgrade
             return ws
+        # asyncio's or uvloop's TCP transport (not an asyncio.Transport
+        # subclass, so never isinstance-checked): both write, buffer, abort.
         client = Client(ws, transport)
         self.sockets.add(ws)
         try:
@@ -151,7 +151,7 @@ class Hub:
             "data": self.board.booleans(),
             "services": services,
             "monitor": self._monitor(),
-            "config_error": self.config_problem,
+            "config_error": self.config_error,
             "ts": now_ms(),
         }
 
@@ -160,9 +160,9 @@ class Hub:
         self.service_info = _service_info(services)
         self.broadcast(self._snapshot())
 
-    def config_error(self, error: str | None) -> None:
+    def show_config_error(self, error: str | None) -> None:
         """Show (or, with None, clear) a reload's error on every open page."""
-        self.config_problem = error
+        self.config_error = error
         self.broadcast({"type": "configError", "error": error, "ts": now_ms()})
 
     def _monitor(self) -> dict[str, object]:

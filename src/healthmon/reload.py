@@ -91,7 +91,7 @@ class Reloader:
             return
         live.error = error
         if HUB in self.app:
-            self.app[HUB].config_error(error)
+            self.app[HUB].show_config_error(error)
 
     async def _apply(
         self,
