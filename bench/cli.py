@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib.util
 import random
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +17,7 @@ import aiohttp
 from bench import machine
 from bench.fanout import fanout_figures
 from bench.figures import Figure
-from bench.idle import idle_figures, startup_figure
+from bench.idle import idle_figures, startup_figures
 from bench.latency import down_rounds, hung_rounds, latency_figures
 from bench.plan import FULL, QUICK, SCENARIOS, Plan
 from bench.procfs import raise_open_files_limit
@@ -32,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="about a minute, asyncio only")
     parser.add_argument(
-        "--loops", help="comma list of asyncio, uvloop (default: asyncio quick, both full)"
+        "--loops",
+        help="comma list of asyncio, uvloop, auto (healthmon's default: uvloop when installed); "
+        "default: auto quick, both full",
     )
     parser.add_argument(
         "--only", help=f"comma list of scenarios to run (default: all of {', '.join(SCENARIOS)})"
@@ -49,50 +52,70 @@ class Runner:
         self.rng = random.Random(seed)
         self.workdir = RESULTS / "run"
         self.figures: list[Figure] = []
+        self.failures: list[str] = []
 
     async def run(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         async with aiohttp.ClientSession() as session:
             for loop in self.plan.loops:
-                await self._one_loop(session, loop)
+                for name, step in self._steps(session, loop):
+                    try:
+                        self._add(*await step)
+                    except BenchError as exc:
+                        # One scenario failing says something; the others still run.
+                        self.failures.append(f"{name} ({loop}): {exc}")
+                        self._add(Figure(name, loop, "", "runs", False, detail={"error": str(exc)}))
 
-    async def _one_loop(self, session: aiohttp.ClientSession, loop: str) -> None:
-        plan = self.plan
+    def _steps(
+        self, session: aiohttp.ClientSession, loop: str
+    ) -> list[tuple[str, Coroutine[None, None, list[Figure]]]]:
+        plan, steps = self.plan, []
         if "startup" in self.scenarios:
-            self._add(
-                await startup_figure(session, default_spec(), loop, plan.startup_runs, self.workdir)
+            steps.append(
+                (
+                    "startup",
+                    startup_figures(session, default_spec(), loop, plan.startup_runs, self.workdir),
+                )
             )
         if self.scenarios & {"idle", "latency"}:
-            await self._default_server(session, loop)
+            steps.append(("idle and latency", self._default_server(session, loop)))
         if "fanout" in self.scenarios:
-            for size in plan.fanout_sizes:
-                self._add(
-                    *await fanout_figures(
+            steps += [
+                (
+                    f"fan-out {size}",
+                    fanout_figures(
                         session, default_spec(), loop, size, plan.fanout_rounds, self.workdir
-                    )
+                    ),
                 )
+                for size in plan.fanout_sizes
+            ]
         if "scale" in self.scenarios:
-            self._add(
-                *await scale_figures(
-                    session,
-                    loop,
-                    plan.scale_sizes,
-                    plan.scale_window_s,
-                    plan.services_per_port,
-                    self.workdir,
+            steps.append(
+                (
+                    "scale",
+                    scale_figures(
+                        session,
+                        loop,
+                        plan.scale_sizes,
+                        plan.scale_window_s,
+                        plan.services_per_port,
+                        self.workdir,
+                    ),
                 )
             )
+        return steps
 
-    async def _default_server(self, session: aiohttp.ClientSession, loop: str) -> None:
+    async def _default_server(self, session: aiohttp.ClientSession, loop: str) -> list[Figure]:
         """Idle costs first, while nobody talks to it; then the latency rounds."""
         plan, spec = self.plan, default_spec()
         async with running_server(spec, loop, self.workdir) as server:
             await wait_ready(session, server)
             await wait_until(session, spec, statuses=UP)
+            figures = []
             if "idle" in self.scenarios:
-                self._add(*await idle_figures(server, loop, plan.idle_s))
+                figures += await idle_figures(server, loop, plan.idle_s)
             if "latency" not in self.scenarios:
-                return
+                return figures
             hung, switched = spec.names[0], spec.names[1]
             async with watching(session, spec.ws_url) as watcher:
                 plain = await down_rounds(
@@ -108,7 +131,7 @@ class Runner:
                     per_round=plan.down_rounds_per_hung,
                     rng=self.rng,
                 )
-            self._add(*latency_figures(loop, spec, plain, detection, while_hung))
+            return figures + latency_figures(loop, spec, plain, detection, while_hung)
 
     def _add(self, *figures: Figure) -> None:
         for figure in figures:
@@ -124,11 +147,18 @@ async def _run_cancellable(runner: Runner) -> None:
     await runner.run()
 
 
+def _resolve(loop: str) -> str:
+    """The loop healthmon's ``--loop auto`` picks here, named."""
+    if loop != "auto":
+        return loop
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     plan = QUICK if args.quick else FULL
-    if args.loops:
-        plan = dataclasses.replace(plan, loops=tuple(args.loops.split(",")))
+    loops = args.loops.split(",") if args.loops else plan.loops
+    plan = dataclasses.replace(plan, loops=tuple(_resolve(loop) for loop in loops))
     scenarios = args.only.split(",") if args.only else SCENARIOS
     unknown = set(scenarios) - set(SCENARIOS) or set(plan.loops) - {"asyncio", "uvloop"}
     if unknown:
@@ -139,13 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     host = machine.describe()
     runner = Runner(plan, scenarios, seed)
     started = time.monotonic()
-    failure = None
     try:
         asyncio.run(_run_cancellable(runner))
-    except BenchError as exc:
-        failure = str(exc)
     except (KeyboardInterrupt, asyncio.CancelledError):
-        failure = "interrupted"
+        runner.failures.append("interrupted")
     elapsed = time.monotonic() - started
     print()
     print(table(runner.figures))
@@ -159,11 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": seed,
         "machine": host,
         "elapsed_s": round(elapsed, 1),
-        "failure": failure,
+        "failures": runner.failures,
     }
     write_json(args.output, run, runner.figures)
     print(f"results: {args.output}")
-    if failure:
-        print(f"bench: stopped early: {failure}")
+    for failure in runner.failures:
+        print(f"bench: failed: {failure}")
+    if runner.failures:
         return 1
     return 0

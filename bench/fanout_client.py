@@ -6,8 +6,8 @@ costs a ``recv``, a header read and a dictionary lookup: the broadcast's
 bytes are the same for every client, so each distinct payload is parsed once.
 
 For every ``statusUpdate`` it records how many of its connections received it
-and the worst receive time minus the broadcast's outer ``ts`` (epoch ms; all
-processes share the machine's clock).
+and the first and worst receive time minus the broadcast's outer ``ts``
+(epoch ms; all processes share the machine's clock).
 
 Talks to the benchmark over stdin/stdout, one JSON line each way:
 prints ``{"ready": n}`` once connected, answers ``report`` with its counts,
@@ -76,7 +76,7 @@ class Receiver:
         self.socks = {fd: sock for fd, (sock, _) in opened.items()}
         self.pending = {fd: rest for fd, (_, rest) in opened.items() if rest}
         self.keys: dict[bytes, Key] = {}
-        # key → [connections that received it, worst delay in ms]
+        # key → [connections that received it, first and worst delay in ms]
         self.stats: dict[Key, list[float]] = {}
         self.closed = 0
 
@@ -111,14 +111,17 @@ class Receiver:
         entry = self.stats.get(key)
         delay = now_ms - key[3]
         if entry is None:
-            self.stats[key] = [1, delay]
+            self.stats[key] = [1, delay, delay]
         else:
             entry[0] += 1
-            if delay > entry[1]:
-                entry[1] = delay
+            if delay > entry[2]:
+                entry[2] = delay
 
     def report(self) -> dict[str, object]:
-        rows = [[*key, int(count), round(worst, 2)] for key, (count, worst) in self.stats.items()]
+        rows = [
+            [*key, int(count), round(first, 2), round(worst, 2)]
+            for key, (count, first, worst) in self.stats.items()
+        ]
         return {"stats": rows, "closed": self.closed, "open": len(self.socks)}
 
 

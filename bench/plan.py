@@ -31,14 +31,14 @@ class Plan:
 
 QUICK = Plan(
     name="quick",
-    loops=("asyncio",),
+    loops=("auto",),
     startup_runs=3,
     idle_s=10,
-    down_rounds=20,
+    down_rounds=12,
     hung_rounds=2,
-    down_rounds_per_hung=10,
+    down_rounds_per_hung=6,
     fanout_sizes=(5000,),
-    fanout_rounds=10,
+    fanout_rounds=8,
     scale_sizes=(2000,),
     scale_window_s=5,
     services_per_port=1,
@@ -54,7 +54,7 @@ FULL = Plan(
     down_rounds_per_hung=5,
     fanout_sizes=(1000, 5000, 10000),
     fanout_rounds=30,
-    scale_sizes=(1000, 2000, 3000, 4000, 6000, 8000),
+    scale_sizes=(500, 1000, 1500, 2000, 3000, 4000, 6000, 8000),
     scale_window_s=15,
     services_per_port=1,
 )

@@ -1,17 +1,13 @@
-"""Run ``healthmon`` on a chosen event loop, stopping it when stdin closes.
+"""Run ``healthmon`` (``--loop`` chooses asyncio or uvloop), stopping it when stdin closes.
 
-healthmon itself always runs on asyncio's default loop (``asyncio.run`` in
-``healthmon.cli``); this shim installs uvloop's policy first to measure what
-uvloop would change. Tying the server's life to the benchmark's pipe means a
-benchmark that dies, even by SIGKILL, leaves no server behind.
+Tying the server's life to the benchmark's pipe means a benchmark that dies,
+even by SIGKILL, leaves no server behind.
 
-    python -m bench.serve --loop uvloop -- --config bench.toml
+    python -m bench.serve --config bench.toml --loop uvloop
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -29,21 +25,13 @@ def _stop_on_eof() -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.serve")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    parser.add_argument("healthmon_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args()
+    # healthmon leaves RLIMIT_NOFILE alone; 10,000 clients need more than 1,024.
     raise_open_files_limit()
-    if args.loop == "uvloop":
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     threading.Thread(target=_stop_on_eof, daemon=True).start()
 
     from healthmon.cli import main as healthmon_main
 
-    argv = [a for a in args.healthmon_args if a != "--"]
-    return healthmon_main(argv)
+    return healthmon_main(sys.argv[1:])
 
 
 if __name__ == "__main__":
