@@ -139,7 +139,9 @@
     var from = svc.status;
     svc.latencyMs = obs.latencyMs !== undefined ? obs.latencyMs : svc.latencyMs;
     svc.reason = status === "up" ? null : obs.reason || null;
-    if (obs.checks !== undefined || status === "up") svc.checks = status === "up" ? [] : normChecks(obs.checks);
+    if (status === "up") svc.checks = [];
+    else if (obs.checks !== undefined) svc.checks = normChecks(obs.checks);
+    else if (status !== from) svc.checks = []; // an observation without checks (no body)
     svc.freshAt = Date.now();
     svc.source = source;
     if (status !== from) {
@@ -244,13 +246,47 @@
     var doc = null;
     try { doc = text ? JSON.parse(text) : null; } catch (e) { doc = null; }
     var output = doc && typeof doc.output === "string" && doc.output ? doc.output.slice(0, 200) : null;
+    var checks = bodyChecks(doc);
     if (httpStatus < 200 || httpStatus > 299) {
-      return { status: "down", reason: "HTTP " + httpStatus + (output ? ": " + output : "") };
+      return { status: "down", reason: "HTTP " + httpStatus + (output ? ": " + output : ""), checks: checks };
     }
     var verdict = doc && typeof doc.status === "string" ? doc.status.trim().toLowerCase() : null;
-    if (WARN.indexOf(verdict) >= 0) return { status: "degraded", reason: output || "health status: warn" };
-    if (FAIL.indexOf(verdict) >= 0) return { status: "down", reason: output || "health status: " + verdict };
-    return { status: "up", reason: null }; // pass / ok / up, or no body
+    if (FAIL.indexOf(verdict) < 0 && checks.some(function (c) { return c.status === "fail"; })) verdict = "fail";
+    else if (PASS.indexOf(verdict) >= 0 || !verdict) verdict = checks.length ? "warn" : verdict;
+    if (WARN.indexOf(verdict) >= 0) return { status: "degraded", reason: output || firstCheck(checks) || "health status: warn", checks: checks };
+    if (FAIL.indexOf(verdict) >= 0) return { status: "down", reason: output || firstCheck(checks) || "health status: " + verdict, checks: checks };
+    return { status: "up", reason: null, checks: [] }; // pass / ok / up, or no body
+  }
+
+  // Polling reads the failing checks of a health+json body itself, worst first.
+  function bodyChecks(doc) {
+    var found = [];
+    var checks = doc && doc.checks && typeof doc.checks === "object" ? doc.checks : {};
+    Object.keys(checks).forEach(function (name) {
+      var entries = Array.isArray(checks[name]) ? checks[name] : [checks[name]];
+      entries.forEach(function (e) {
+        var word = e && typeof e.status === "string" ? e.status.trim().toLowerCase() : "";
+        var bad = FAIL.indexOf(word) >= 0 ? "fail" : WARN.indexOf(word) >= 0 ? "warn" : null;
+        if (!bad) return;
+        var observed = e.observedValue !== undefined && e.observedValue !== null
+          ? String(e.observedValue) + (e.observedUnit ? " " + e.observedUnit : "") : null;
+        found.push({
+          name: e.componentId ? name + " (" + e.componentId + ")" : name,
+          status: bad,
+          output: typeof e.output === "string" ? e.output.slice(0, 200) : null,
+          observed: observed,
+        });
+      });
+    });
+    found.sort(function (a, b) { return (b.status === "fail") - (a.status === "fail"); });
+    return found;
+  }
+
+  function firstCheck(checks) {
+    if (!checks.length) return null;
+    var c = checks[0];
+    var detail = c.output || c.observed;
+    return c.name + ": " + c.status + (detail ? ": " + detail : "") + (checks.length > 1 ? " (+" + (checks.length - 1) + " more)" : "");
   }
 
   function fetchWithTimeout(url, timeoutMs) {
@@ -625,6 +661,15 @@
   // Uptime over the hour, and the last 60 s on one time axis: latency as a
   // line (gaps where no sample), each sample's state as a band beneath.
   var SVG = "http://www.w3.org/2000/svg";
+  function bandCell(x, status) {
+    var cell = document.createElementNS(SVG, "rect");
+    cell.setAttribute("x", String(x + 0.1));
+    cell.setAttribute("y", "20");
+    cell.setAttribute("width", "0.8");
+    cell.setAttribute("height", "4");
+    cell.setAttribute("class", "band band-" + status);
+    return cell;
+  }
   function renderHistory(card, svc) {
     var up = svc.uptime;
     setText($(card, "[data-role=uptime]").firstChild, "Uptime " + (typeof up === "number" ? up.toFixed(2) + " %" : "—") + " ");
@@ -636,12 +681,15 @@
     var values = samples.map(function (s) { return s.latency; }).filter(function (v) { return v !== null; });
     var max = values.length ? Math.max.apply(null, values) : 0;
     var min = values.length ? Math.min.apply(null, values) : 0;
-    var top = Math.max(max, 1); // the line's scale: 0 … the highest sample
+    // The line's scale: 0 … the highest sample, but at least 10 ms, so a
+    // fast service's sub-millisecond jitter stays a flat line near the floor.
+    var top = Math.max(max, 10);
     var offset = SAMPLES - samples.length; // right-aligned: "now" is the right edge
     var lines = $(spark, "[data-role=lines]");
     var band = $(spark, "[data-role=band]");
     lines.textContent = "";
     band.textContent = "";
+    for (var k = 0; k < offset; k++) band.appendChild(bandCell(k, "empty")); // padded on the left
     var run = [];
     function flush() {
       if (run.length === 1) run.push((parseFloat(run[0]) + 0.6).toFixed(2) + "," + run[0].split(",")[1]);
@@ -657,19 +705,13 @@
       var x = offset + i + 0.5;
       if (s.latency === null) flush();
       else run.push(x.toFixed(2) + "," + (18 - (s.latency / top) * 16).toFixed(2));
-      var cell = document.createElementNS(SVG, "rect");
-      cell.setAttribute("x", String(offset + i + 0.1));
-      cell.setAttribute("y", "20");
-      cell.setAttribute("width", "0.8");
-      cell.setAttribute("height", "4");
-      cell.setAttribute("class", "band band-" + s.status);
-      band.appendChild(cell);
+      band.appendChild(bandCell(offset + i, s.status));
     });
     flush();
     spark.setAttribute("data-points", String(values.length));
     var counts = {};
     samples.forEach(function (s) { if (s.status !== "none") counts[s.status] = (counts[s.status] || 0) + 1; });
-    var states = Object.keys(counts).map(function (k) { return counts[k] + " " + k; }).join(", ");
+    var states = Object.keys(counts).map(function (k) { return counts[k] + " s " + k; }).join(", ");
     var text = values.length
       ? "Last 60 s: min " + fmtMs(min) + ", max " + fmtMs(max)
       : "Last 60 s: no latency samples yet";

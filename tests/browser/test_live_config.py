@@ -14,6 +14,7 @@ from aiohttp.test_utils import unused_port
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Server, Tab, launch, service_toml
+from tests.browser.test_layout import no_horizontal_overflow
 
 pytestmark = pytest.mark.browser
 
@@ -218,3 +219,37 @@ def test_config_error_shown_on_first_load(
     banner = tab.page.locator("#config-banner")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("unknown_key")
+
+
+@pytest.mark.parametrize(
+    ("label", "width", "height", "scheme"),
+    [
+        ("laptop-light", 1280, 800, "light"),
+        ("laptop-dark", 1280, 800, "dark"),
+        ("phone-light", 390, 844, "light"),
+        ("phone-dark", 390, 844, "dark"),
+    ],
+)
+def test_new_pieces_fit_each_width_and_theme(
+    new_tab: Callable[..., Tab],
+    system: Server,
+    config_file: Path,
+    label: str,
+    width: int,
+    height: int,
+    scheme: str,
+) -> None:
+    """The config banner, failing checks and history area fit laptop and phone widths, light and
+    dark, without overflow.
+    """
+    tab = open_live(new_tab, system, width=width, height=height, color_scheme=scheme)
+    page = tab.page
+    system.set_mode("billing", "down")
+    expect(page.locator('.card[data-service="billing"]')).to_have_attribute(
+        "data-status", "down", timeout=2000
+    )
+    write_atomically(config_file, config_file.read_text() + "\n[monitor.oops]\n")
+    expect(page.locator("#config-banner")).to_be_visible(timeout=RELOAD_TIMEOUT)
+    expect(page.locator('.card[data-service="inventory"] [data-role=checks]')).to_be_visible()
+    no_horizontal_overflow(page)
+    tab.shot(f"34-new-pieces-{label}")
