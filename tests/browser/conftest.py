@@ -128,7 +128,9 @@ class Server:
         )
 
 
-def service_toml(name: str, url: str, data_endpoint: str, *, mock: bool) -> str:
+def service_toml(
+    name: str, url: str, data_endpoint: str, *, mock: bool, health_path: str = "/health"
+) -> str:
     """One ``[[services]]`` table."""
     return "\n".join(
         [
@@ -136,7 +138,7 @@ def service_toml(name: str, url: str, data_endpoint: str, *, mock: bool) -> str:
             "[[services]]",
             f'name = "{name}"',
             f'url = "{url}"',
-            'health_path = "/health"',
+            f'health_path = "{health_path}"',
             f'data_endpoint = "{data_endpoint}"',
             f"mock = {'true' if mock else 'false'}",
             "",

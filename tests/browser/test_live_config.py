@@ -22,6 +22,18 @@ INVENTORY_HEALTH = {
     "status": "warn",
     "checks": {"db:connections": [{"status": "warn", "output": "91 of 100 used"}]},
 }
+# Five failing checks, listed warn first: the page shows the worst three.
+WAREHOUSE_HEALTH = {
+    "status": "pass",
+    "checks": {
+        "queue:depth": [{"status": "warn", "observedValue": 950, "observedUnit": "jobs"}],
+        "disk:free": [{"status": "fail", "output": "2 % left"}],
+        "cache:hits": [{"status": "warn", "output": "hit rate 41 %"}],
+        "db:replica": [{"status": "fail", "output": "replica lag 30 s"}],
+        "mail:smtp": [{"status": "warn"}],
+    },
+}
+EXTRA_NAMES = ["inventory", "warehouse"]
 # A reload is noticed within half a second and applied at once; a new
 # service's first check follows within an interval.
 RELOAD_TIMEOUT = 5000
@@ -31,7 +43,8 @@ class _Inventory(BaseHTTPRequestHandler):
     """A real (non-mock) service whose health+json has one failing check."""
 
     def do_GET(self) -> None:
-        body = json.dumps(INVENTORY_HEALTH if self.path == "/health" else {"items": 3}).encode()
+        answers = {"/health": INVENTORY_HEALTH, "/warehouse-health": WAREHOUSE_HEALTH}
+        body = json.dumps(answers.get(self.path, {"items": 3})).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/health+json")
         self.send_header("Content-Length", str(len(body)))
@@ -55,8 +68,10 @@ def inventory() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, inventory: str) -> Iterator[Server]:
-    """This module's healthmon: the four mocks plus inventory, a real service with a warning."""
-    extra = service_toml("inventory", inventory, "/items", mock=False)
+    """This module's healthmon: the four mocks plus two real services with failing checks."""
+    extra = service_toml("inventory", inventory, "/items", mock=False) + service_toml(
+        "warehouse", inventory, "/items", mock=False, health_path="/warehouse-health"
+    )
     with launch(tmp_path_factory.mktemp("healthmon"), extra) as running:
         yield running
 
@@ -70,7 +85,7 @@ def config_file(system: Server) -> Iterator[Path]:
     system.wait_until(
         lambda doc: (
             doc["config_error"] is None
-            and [s["name"] for s in doc["services"]] == [*system.names, "inventory"]
+            and [s["name"] for s in doc["services"]] == [*system.names, *EXTRA_NAMES]
         ),
         10,
         "the original config to be back",
@@ -112,6 +127,21 @@ def test_failing_check_name_and_output(new_tab: Callable[..., Tab], system: Serv
     tab.shot("31-failing-check")
 
 
+def test_at_most_three_checks_worst_first(new_tab: Callable[..., Tab], system: Server) -> None:
+    """A service with five failing checks shows the worst three, failures first, then "+2 more"."""
+    page = open_live(new_tab, system).page
+    card = page.locator('.card[data-service="warehouse"]')
+    expect(card).to_have_attribute("data-status", "down")
+    items = card.locator("[data-role=checks] li.check")
+    expect(items).to_have_count(3)
+    expect(items.nth(0)).to_have_attribute("data-status", "down")
+    expect(items.nth(1)).to_have_attribute("data-status", "down")
+    expect(items.nth(2)).to_have_attribute("data-status", "degraded")
+    expect(card.locator("[data-role=checks]")).to_contain_text("replica lag 30 s")
+    expect(card.locator("[data-role=checks]")).to_contain_text("2 % left")
+    expect(card.locator("[data-role=checks] .check-more")).to_have_text("+2 more")
+
+
 def mark(page: Page) -> None:
     page.evaluate("() => { window.__marker = 'same page'; }")
 
@@ -144,12 +174,12 @@ def test_reload_adds_and_removes_a_card(
     card = page.locator('.card[data-service="payments"]')
     expect(card).to_have_attribute("data-status", "up", timeout=RELOAD_TIMEOUT)
     expect(card.locator("[data-role=state]")).to_contain_text("Up")
-    expect(page.locator("#summary")).to_contain_text("1 down")
-    # Placed after inventory, the last service in the file.
+    expect(page.locator("#summary")).to_contain_text("2 down")
+    # Placed after the last service in the file.
     names = page.locator("#services > .card").evaluate_all(
         "cards => cards.map(c => c.dataset.service)"
     )
-    assert names == [*system.names, "inventory", "payments"]
+    assert names == [*system.names, *EXTRA_NAMES, "payments"]
     select = page.locator('[data-control="mock:payments"]')
     expect(select).to_have_value("up")
     expect(query).to_be_focused()
@@ -177,7 +207,7 @@ def test_reload_adds_and_removes_a_card(
     expect(modal).to_have_count(0)
     expect(select).to_have_count(0)
     expect(page.locator("[data-log] li[data-service=billing]")).to_have_count(1)
-    expect(page.locator("#summary")).to_contain_text("1 down")
+    expect(page.locator("#summary")).to_contain_text("2 down")
     expect(query).to_be_focused()
     assert same_page(page)
     assert "payments" not in page.evaluate("() => Object.keys(window.healthmon.store.services)")
@@ -199,7 +229,7 @@ def test_invalid_config_shows_banner_until_fixed(
     expect(banner).to_contain_text("monitor.interval_ms")
     assert system.services()["config_error"] in banner.inner_text()
     # The running configuration carries on: every card is still there and live.
-    expect(page.locator("#services > .card")).to_have_count(len(system.names) + 1)
+    expect(page.locator("#services > .card")).to_have_count(len(system.names) + len(EXTRA_NAMES))
     expect(page.locator("[data-connection]")).to_have_attribute("data-connection", "live")
     tab.shot("33-config-error")
     write_atomically(config_file, original)
