@@ -33,6 +33,8 @@ async def test_first_snapshot_is_complete_and_correct(system: System) -> None:
     assert billing["status"] == "up"
     assert billing["url"] == system.settings.service("billing").url  # type: ignore[union-attr]
     assert billing["data_endpoint"] == "/billing"
+    assert billing["health_url"] == billing["url"] + "/health"
+    assert billing["mock"] is True
     assert snapshot["services"]["notifications"]["reason"] == "connection refused"
 
 

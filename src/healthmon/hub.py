@@ -32,7 +32,14 @@ MAX_BACKLOG = 256 * 1024
 def _service_info(services: Iterable[ServiceSettings]) -> dict[str, dict[str, object]]:
     """What a page needs to reach each service itself (URLs only, never headers)."""
     return {
-        s.name: {"url": s.url, "health_path": s.health_path, "data_endpoint": s.data_endpoint}
+        s.name: {
+            "url": s.url,
+            "health_path": s.health_path,
+            "data_endpoint": s.data_endpoint,
+            "health_url": s.health_url,
+            "data_url": s.data_url,
+            "mock": s.mock,
+        }
         for s in services
     }
 
