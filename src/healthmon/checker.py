@@ -190,7 +190,10 @@ class Monitor:
         self.latest.clear()
         self.current.clear()
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=4, ttl_dns_cache=60),
+            # No pool limits: each service's loop has at most one check in
+            # flight, so connections are already bounded by the services, and
+            # hundreds of services behind one gateway must not queue for a few.
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
             timeout=aiohttp.ClientTimeout(total=None),
             headers={"User-Agent": "healthmon"},
         )
