@@ -16,15 +16,18 @@ from typing import TypeVar
 
 import aiohttp
 import structlog
+import yarl
 
 from healthmon.broker import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker, BrokerUnavailable
 from healthmon.config import Method, MonitorSettings, ServiceSettings
 from healthmon.health import Verdict, read_answer
 from healthmon.models import CheckResult, Heartbeat, Status, StatusUpdate, now_ms, rounded
+from healthmon.probe import Probe, ProbeError
 
 log = structlog.get_logger(__name__)
 
 ACCEPT = "application/health+json, application/json;q=0.9, */*;q=0.1"
+USER_AGENT = "healthmon"
 MAX_BODY = 64 * 1024
 
 _T = TypeVar("_T")
@@ -67,36 +70,36 @@ class CheckSpec:
         )
 
 
-async def check_once(session: aiohttp.ClientSession, spec: CheckSpec) -> CheckResult:
-    """Check one service's health URL; the result is data, never an exception."""
+def probe_for(spec: CheckSpec) -> Probe | None:
+    """The keep-alive probe that checks this service, or None where aiohttp does.
+
+    aiohttp keeps TLS (certificates, ``verify_tls``) and credentials in the URL;
+    plain ``http://`` goes through the much cheaper ``Probe``.
+    """
+    url = yarl.URL(spec.url)
+    if url.scheme != "http" or url.user is not None:
+        return None
+    headers = (("User-Agent", USER_AGENT), ("Accept", ACCEPT), *spec.headers)
+    return Probe(spec.url, spec.method, headers, MAX_BODY)
+
+
+async def check_once(
+    session: aiohttp.ClientSession, spec: CheckSpec, probe: Probe | None = None
+) -> CheckResult:
+    """Check one service's health URL; the result is data, never an exception.
+
+    ``probe`` is the service's kept-alive connection (see ``probe_for``);
+    without one a plain-http check opens a connection for this check only.
+    """
+    one_shot = probe_for(spec) if probe is None else None
     # perf_counter, not loop.time(): uvloop's clock has millisecond steps.
     started = time.perf_counter()
-    verdict = Verdict(Status.DOWN, None)
     try:
-        async with asyncio.timeout(spec.timeout_ms / 1000):
-            try:
-                http_status, body = await _fetch(session, spec)
-            except aiohttp.ServerDisconnectedError:
-                # A kept-alive connection the server had already closed:
-                # that says nothing about the service, so ask once more.
-                http_status, body = await _fetch(session, spec)
-        verdict = read_answer(http_status, body, spec.expected_status)
-    except TimeoutError:
-        verdict = Verdict(Status.DOWN, f"no answer within {spec.timeout_ms} ms")
-    except aiohttp.ClientConnectorCertificateError as exc:
-        verdict = Verdict(Status.DOWN, f"TLS certificate not trusted: {exc.certificate_error}")
-    except aiohttp.ClientConnectorError as exc:
-        refused = isinstance(exc.os_error, ConnectionRefusedError)
-        verdict = Verdict(
-            Status.DOWN, "connection refused" if refused else f"cannot connect: {exc.os_error}"
-        )
-    except aiohttp.ClientError as exc:
-        verdict = Verdict(
-            Status.DOWN, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        )
-    except OSError as exc:
-        verdict = Verdict(Status.DOWN, f"network error: {exc.strerror or exc}")
-    latency_ms = (time.perf_counter() - started) * 1000
+        verdict = await _ask(session, spec, probe or one_shot)
+        latency_ms = (time.perf_counter() - started) * 1000
+    finally:
+        if one_shot is not None:
+            await one_shot.aclose()
     limit = spec.degraded_after_ms
     if verdict.status is Status.UP and limit is not None and latency_ms > limit:
         verdict = Verdict(Status.DEGRADED, f"slow answer: {latency_ms:.0f} ms (over {limit} ms)")
@@ -108,6 +111,38 @@ async def check_once(session: aiohttp.ClientSession, spec: CheckSpec) -> CheckRe
         checked_at=now_ms(),
         checks=verdict.checks,
     )
+
+
+async def _ask(session: aiohttp.ClientSession, spec: CheckSpec, probe: Probe | None) -> Verdict:
+    try:
+        async with asyncio.timeout(spec.timeout_ms / 1000):
+            if probe is not None:
+                http_status, body = await probe.fetch()
+            else:
+                try:
+                    http_status, body = await _fetch(session, spec)
+                except aiohttp.ServerDisconnectedError:
+                    # A kept-alive connection the server had already closed:
+                    # that says nothing about the service, so ask once more.
+                    http_status, body = await _fetch(session, spec)
+        return read_answer(http_status, body, spec.expected_status)
+    except TimeoutError:
+        return Verdict(Status.DOWN, f"no answer within {spec.timeout_ms} ms")
+    except ProbeError as exc:
+        return Verdict(Status.DOWN, str(exc))
+    except aiohttp.ClientConnectorCertificateError as exc:
+        return Verdict(Status.DOWN, f"TLS certificate not trusted: {exc.certificate_error}")
+    except aiohttp.ClientConnectorError as exc:
+        refused = isinstance(exc.os_error, ConnectionRefusedError)
+        return Verdict(
+            Status.DOWN, "connection refused" if refused else f"cannot connect: {exc.os_error}"
+        )
+    except aiohttp.ClientError as exc:
+        return Verdict(
+            Status.DOWN, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        )
+    except OSError as exc:
+        return Verdict(Status.DOWN, f"network error: {exc.strerror or exc}")
 
 
 async def _fetch(session: aiohttp.ClientSession, spec: CheckSpec) -> tuple[int, bytes]:
@@ -195,7 +230,7 @@ class Monitor:
             # hundreds of services behind one gateway must not queue for a few.
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
             timeout=aiohttp.ClientTimeout(total=None),
-            headers={"User-Agent": "healthmon"},
+            headers={"User-Agent": USER_AGENT},
         )
         count = len(self.specs)
         for index, spec in enumerate(self.specs.values()):
@@ -243,7 +278,22 @@ class Monitor:
 
     async def _loop(self, spec: CheckSpec, offset: float) -> None:
         assert self._session is not None
-        session = self._session
+        # The loop owns its service's connection: cancelling the loop (stop, or
+        # the service changed or removed) closes it.
+        probe = probe_for(spec)
+        try:
+            await self._checks(self._session, spec, probe, offset)
+        finally:
+            if probe is not None:
+                await probe.aclose()
+
+    async def _checks(
+        self,
+        session: aiohttp.ClientSession,
+        spec: CheckSpec,
+        probe: Probe | None,
+        offset: float,
+    ) -> None:
         loop = asyncio.get_running_loop()
         interval = spec.interval_ms / 1000
         debounce = Debounce(spec.failure_threshold, spec.success_threshold)
@@ -251,7 +301,7 @@ class Monitor:
         due = loop.time() + offset
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
-            result = await check_once(session, spec)
+            result = await check_once(session, spec, probe)
             self.latest[spec.name] = result
             for observe in self.observers:
                 observe(result)
