@@ -31,20 +31,21 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+def json_errors(handler: Handler) -> Handler:
     """Every API error is JSON with a message; nothing escapes as a bare 500."""
-    if not request.path.startswith(("/api/", "/statuses")):
-        return await handler(request)
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _error(exc.status, exc.text or exc.reason)
-    except Exception:
-        log.exception("api.unexpected_error", path=request.path)
-        return _error(500, "internal error; see the healthmon log")
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return _error(exc.status, exc.text or exc.reason)
+        except Exception:
+            log.exception("api.unexpected_error", path=request.path)
+            return _error(500, "internal error; see the healthmon log")
+
+    return wrapped
 
 
 def is_loopback(remote: str | None) -> bool:
@@ -205,12 +206,15 @@ async def set_component(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application, roles: frozenset[str]) -> None:
+    routes: list[tuple[str, str, Handler]] = []
     if roles & {"ws", "monitor"}:
-        app.router.add_get("/statuses", statuses)
+        routes.append(("GET", "/statuses", statuses))
     if "ws" in roles:
-        app.router.add_get("/api/services", services)
+        routes.append(("GET", "/api/services", services))
     if "monitor" in roles:
-        app.router.add_get("/api/statuses", monitor_statuses)
+        routes.append(("GET", "/api/statuses", monitor_statuses))
     if "mocks" in roles:
-        app.router.add_post("/api/mocks/{name}", set_mock_mode)
-    app.router.add_post("/api/components/{component}", set_component)
+        routes.append(("POST", "/api/mocks/{name}", set_mock_mode))
+    routes.append(("POST", "/api/components/{component}", set_component))
+    for method, path, handler in routes:
+        app.router.add_route(method, path, json_errors(handler))

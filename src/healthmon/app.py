@@ -18,7 +18,7 @@ import aiohttp
 import structlog
 from aiohttp import WSCloseCode, web
 
-from healthmon.api import json_errors, setup_routes
+from healthmon.api import setup_routes
 from healthmon.broker import create_broker
 from healthmon.checker import Monitor
 from healthmon.config import DEFAULT_CONFIG, LiveConfig, Settings
@@ -72,10 +72,7 @@ async def _mocks(app: web.Application) -> AsyncIterator[None]:
 async def _board(app: web.Application) -> AsyncIterator[None]:
     settings = app[CONFIG].settings
     broker = app[BROKER]
-    board = StatusBoard(
-        [s.name for s in settings.services], heartbeat_ms=settings.monitor.heartbeat_ms
-    )
-    app[BOARD] = board
+    board = app[BOARD]
     async with contextlib.AsyncExitStack() as stack:
         snapshot: Snapshot
         if MONITOR_ROLE in app[PROCESS_ROLES]:
@@ -96,18 +93,8 @@ async def _board(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _hub(app: web.Application) -> AsyncIterator[None]:
-    settings = app[CONFIG].settings
-    hub = Hub(
-        app[BOARD],
-        allowed_origins=page_origins(settings.web),
-        heartbeat_ms=settings.monitor.heartbeat_ms,
-        # A new client waits at most one full check for a complete snapshot.
-        snapshot_wait_ms=settings.monitor.timeout_ms + settings.monitor.interval_ms + 250,
-        services=settings.services,
-    )
-    app[HUB] = hub
-    beats = asyncio.create_task(hub.heartbeats())
+async def _heartbeats(app: web.Application) -> AsyncIterator[None]:
+    beats = asyncio.create_task(app[HUB].heartbeats())
     yield
     beats.cancel()
     await asyncio.gather(beats, return_exceptions=True)
@@ -131,10 +118,6 @@ async def _watch_metrics(app: web.Application) -> None:
     app[METRICS].watch(app.get(BOARD), app.get(HUB))
 
 
-async def _websocket(request: web.Request) -> web.StreamResponse:
-    return await request.app[HUB].handle(request)
-
-
 def create_app(
     settings: Settings, roles: Iterable[str] = ROLES, *, config_path: Path | None = None
 ) -> web.Application:
@@ -143,7 +126,7 @@ def create_app(
     With ``config_path``, edits to that file apply while it runs.
     """
     roles = frozenset(roles)
-    app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024)
     app[CONFIG] = LiveConfig(settings, config_path)
     app[PROCESS_ROLES] = roles
     app[METRICS] = Metrics()
@@ -152,11 +135,24 @@ def create_app(
     if "mocks" in roles:
         app.cleanup_ctx.append(_mocks)
     if "ws" in roles:
+        board = app[BOARD] = StatusBoard(
+            [s.name for s in settings.services], heartbeat_ms=settings.monitor.heartbeat_ms
+        )
+        hub = app[HUB] = Hub(
+            board,
+            allowed_origins=page_origins(settings.web),
+            heartbeat_ms=settings.monitor.heartbeat_ms,
+            # A new client waits at most one full check for a complete snapshot.
+            snapshot_wait_ms=settings.monitor.timeout_ms + settings.monitor.interval_ms + 250,
+            services=settings.services,
+        )
         # The board subscribes before the monitor starts, so no first result is missed.
         app.cleanup_ctx.append(_board)
-        app.cleanup_ctx.append(_hub)
+        app.cleanup_ctx.append(_heartbeats)
         app.on_shutdown.append(_close_websockets)
-        app.router.add_get("/ws", _websocket)
+        # Straight to the hub, through no middleware: every frame on a
+        # long-lived socket's stack is memory held per connection.
+        app.router.add_get("/ws", hub.handle)
         setup_page(app)
     if MONITOR_ROLE in roles:
         app.cleanup_ctx.append(_monitor)

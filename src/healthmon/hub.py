@@ -12,7 +12,6 @@ import asyncio
 import json
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -62,19 +61,12 @@ def encode(message: dict[str, object]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-@dataclass(eq=False, slots=True)
-class Client:
-    ws: web.WebSocketResponse
-    transport: asyncio.Transport
-
-    def write(self, frame: bytes) -> bool:
-        """Queue ``frame``; False when the client is gone or too far behind."""
-        if self.transport.is_closing():
-            return False
-        if self.transport.get_write_buffer_size() > MAX_BACKLOG:
-            return False
-        self.transport.write(frame)
-        return True
+def send(transport: asyncio.Transport, frame: bytes) -> bool:
+    """Queue ``frame``; False when the client is gone or too far behind."""
+    if transport.is_closing() or transport.get_write_buffer_size() > MAX_BACKLOG:
+        return False
+    transport.write(frame)
+    return True
 
 
 class Hub:
@@ -98,7 +90,8 @@ class Hub:
         # snapshot sent); a socket still waiting for its snapshot is only in
         # the first, so a shutdown closes it too.
         self.sockets: set[web.WebSocketResponse] = set()
-        self.clients: set[Client] = set()
+        # A broadcast client is its transport: the least to keep per socket.
+        self.clients: set[asyncio.Transport] = set()
         self.dropped = 0
         self.broadcasts = 0
         board.on_change.append(self._on_change)
@@ -121,7 +114,6 @@ class Hub:
             return ws
         # asyncio's or uvloop's TCP transport (not an asyncio.Transport
         # subclass, so never isinstance-checked): both write, buffer, abort.
-        client = Client(ws, transport)
         self.sockets.add(ws)
         try:
             await ws.send_str(
@@ -133,13 +125,13 @@ class Hub:
                 log.warning("ws.snapshot_incomplete", missing=self._unknown_names())
             # Snapshot and registration with no await between them: no change
             # can fall in the gap, and none can arrive before the snapshot.
-            if not ws.closed and client.write(text_frame(encode(self._snapshot()))):
-                self.clients.add(client)
+            if not ws.closed and send(transport, text_frame(encode(self._snapshot()))):
+                self.clients.add(transport)
                 async for msg in ws:
                     if msg.type is WSMsgType.ERROR:
                         break
         finally:
-            self.clients.discard(client)
+            self.clients.discard(transport)
             self.sockets.discard(ws)
         return ws
 
@@ -191,18 +183,18 @@ class Hub:
         self._write(text_frame(encode(message)), self.clients)
         return len(self.clients)
 
-    def _write(self, frame: bytes, clients: Iterable[Client]) -> None:
-        slow = [client for client in clients if not client.write(frame)]
+    def _write(self, frame: bytes, clients: Iterable[asyncio.Transport]) -> None:
+        slow = [client for client in clients if not send(client, frame)]
         for client in slow:
             self._drop(client)
 
-    def _drop(self, client: Client) -> None:
+    def _drop(self, client: asyncio.Transport) -> None:
         self.clients.discard(client)
-        if not client.transport.is_closing():
+        if not client.is_closing():
             self.dropped += 1
             log.warning("ws.client_dropped", reason="backlog over limit", dropped=self.dropped)
             # Abort frees the backlog now; a close frame would wait behind it.
-            client.transport.abort()
+            client.abort()
 
     def _on_change(self, update: StatusUpdate, state: ServiceState) -> None:
         self.broadcast({"type": "statusUpdate", "data": update.to_wire(), "ts": now_ms()})
