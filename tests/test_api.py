@@ -95,3 +95,11 @@ async def test_control_needs_json_and_our_origin(system: System) -> None:
 def test_loopback_detection(remote: str | None, expected: bool) -> None:
     """Only loopback addresses, in any notation, count as the local machine."""
     assert is_loopback(remote) is expected
+
+
+async def test_control_from_a_same_origin_page_by_any_name(system: System) -> None:
+    """A page served from whatever name reaches the server (a LAN address, say) may use controls."""
+    url = f"{system.base}/api/mocks/auth"
+    same = {"Origin": system.base, "Host": system.base.removeprefix("http://")}
+    async with system.session.post(url, json={"mode": "up"}, headers=same) as response:
+        assert response.status == 200

@@ -19,7 +19,7 @@ from healthmon.errors import StartupError
 from healthmon.keys import BOARD, CONFIG, HUB, MOCKS, MONITOR
 from healthmon.mocks import Mode
 from healthmon.models import now_ms
-from healthmon.origins import page_origins
+from healthmon.origins import origin_allowed
 
 log = structlog.get_logger(__name__)
 
@@ -65,18 +65,19 @@ def _authorize(request: web.Request) -> None:
     settings = request.app[CONFIG].settings.web
     origin = request.headers.get("Origin")
     # A page on another site could POST to localhost; our page's origins only.
-    if origin is not None and origin not in page_origins(settings):
+    if origin is not None and not origin_allowed(origin, request.host, settings):
         raise web.HTTPForbidden(text=f"origin {origin} may not use the control endpoints")
     token = settings.control_token
-    if token:
+    if token is not None:
         given = request.headers.get("Authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        expected = f"Bearer {token.get_secret_value()}"
+        if hmac.compare_digest(given.encode(), expected.encode()):
             return
     if is_loopback(request.remote):
         return
     raise web.HTTPForbidden(
         text="control endpoints answer loopback callers only"
-        + ("" if token else "; set web.control_token to allow others with a Bearer token")
+        + ("" if token is not None else "; set web.control_token to allow others with a token")
     )
 
 

@@ -38,7 +38,6 @@ from healthmon.keys import (
 from healthmon.metrics import Metrics
 from healthmon.mocks import mock_for
 from healthmon.models import StatusUpdate
-from healthmon.origins import page_origins
 from healthmon.page import setup_page
 from healthmon.reload import reloader_context
 from healthmon.status import HttpSnapshot, Resync, Snapshot, StatusBoard, feed
@@ -140,7 +139,7 @@ def create_app(
         )
         hub = app[HUB] = Hub(
             board,
-            allowed_origins=page_origins(settings.web),
+            web_settings=settings.web,
             heartbeat_ms=settings.monitor.heartbeat_ms,
             # A new client waits at most one full check for a complete snapshot.
             snapshot_wait_ms=settings.monitor.timeout_ms + settings.monitor.interval_ms + 250,

@@ -111,7 +111,7 @@ class WebSettings(_Section):
     port: Port = 4000
     cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://127.0.0.1:5173")
     # Without a token the control endpoints answer loopback callers only.
-    control_token: str | None = None
+    control_token: SecretStr | None = None
 
 
 class MonitorSettings(_Section):

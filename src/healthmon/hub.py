@@ -16,8 +16,9 @@ from collections.abc import Iterable
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from healthmon.config import ServiceSettings
+from healthmon.config import ServiceSettings, WebSettings
 from healthmon.models import ServiceState, StatusUpdate, now_ms
+from healthmon.origins import origin_allowed
 from healthmon.status import StatusBoard
 
 log = structlog.get_logger(__name__)
@@ -74,13 +75,13 @@ class Hub:
         self,
         board: StatusBoard,
         *,
-        allowed_origins: Iterable[str],
+        web_settings: WebSettings,
         heartbeat_ms: int,
         snapshot_wait_ms: int,
         services: Iterable[ServiceSettings],
     ) -> None:
         self.board = board
-        self.allowed_origins = frozenset(allowed_origins)
+        self.web = web_settings
         self.heartbeat_s = heartbeat_ms / 1000
         self.snapshot_wait_s = snapshot_wait_ms / 1000
         self.service_info = _service_info(services)
@@ -104,7 +105,7 @@ class Hub:
         if not self.enabled:
             raise web.HTTPServiceUnavailable(text="WebSocket channel is switched off")
         origin = request.headers.get("Origin")
-        if origin is not None and not self._origin_allowed(origin, request.host):
+        if origin is not None and not origin_allowed(origin, request.host, self.web):
             log.warning("ws.origin_refused", origin=origin)
             raise web.HTTPForbidden(text=f"origin {origin} is not allowed")
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_FRAME, compress=False)
@@ -134,11 +135,6 @@ class Hub:
             self.clients.discard(transport)
             self.sockets.discard(ws)
         return ws
-
-    def _origin_allowed(self, origin: str, host: str) -> bool:
-        # Same-origin pages (whatever name the server was reached by) and the
-        # configured origins; a browser on another site cannot listen in.
-        return origin in self.allowed_origins or origin in (f"http://{host}", f"https://{host}")
 
     def _unknown_names(self) -> list[str]:
         return [n for n in self.board.names if n not in self.board.booleans()]

@@ -12,3 +12,11 @@ def page_origins(web: WebSettings) -> frozenset[str]:
     if web.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         own.add(f"http://{web.host}:{port}")
     return frozenset(own | set(web.cors_origins))
+
+
+def origin_allowed(origin: str, host: str, web: WebSettings) -> bool:
+    """The page's own origin (by whatever name the server was reached) or a configured one.
+
+    ``host`` is the request's Host header: a page served from it is same-origin.
+    """
+    return origin in (f"http://{host}", f"https://{host}") or origin in page_origins(web)
