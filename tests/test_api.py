@@ -100,6 +100,10 @@ def test_loopback_detection(remote: str | None, expected: bool) -> None:
 async def test_control_from_a_same_origin_page_by_any_name(system: System) -> None:
     """A page served from whatever name reaches the server (a LAN address, say) may use controls."""
     url = f"{system.base}/api/mocks/auth"
-    same = {"Origin": system.base, "Host": system.base.removeprefix("http://")}
+    host = f"healthmon.lan:{system.settings.web.port}"
+    same = {"Origin": f"http://{host}", "Host": host}
     async with system.session.post(url, json={"mode": "up"}, headers=same) as response:
         assert response.status == 200
+    other = {"Origin": "http://other.lan:4000", "Host": host}
+    async with system.session.post(url, json={"mode": "up"}, headers=other) as response:
+        assert response.status == 403
