@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import errno
 from collections.abc import Iterable
+from typing import cast
 
 import httptools
 import yarl
@@ -177,8 +178,8 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's is no asyncio.Transport subclass).
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._answer is None:
