@@ -139,9 +139,10 @@ class _Connection(asyncio.Protocol):
         assert self._answer is None
         self.reusable = False
         self._answer = asyncio.get_running_loop().create_future()
-        # A fresh parser per answer: after a HEAD answer with a Content-Length
-        # a reused one would wait for a body that never comes.
-        self._parser = httptools.HttpResponseParser(self)
+        if self._parser is None or head:
+            # llhttp reads answer after answer on a connection; but after a HEAD
+            # answer with a Content-Length it would wait for a body that never comes.
+            self._parser = httptools.HttpResponseParser(self)
         self._head, self._max_body = head, max_body
         self._received = False
         self._interim_reset()
