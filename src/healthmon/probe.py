@@ -114,7 +114,7 @@ def _request_bytes(
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP connection, reading one answer at a time with a fresh parser."""
+    """One TCP connection, reading one answer at a time."""
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
