@@ -58,6 +58,18 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ('[[services]]\nname = "x"\n', "services[0].url: missing required field"),
         ('[broker]\nkind = "kafka"\n', "broker.kind: Input should be 'memory' or 'rabbitmq'"),
         ('[[services]]\nname = "a b"\nurl = "http://h"\n', "services[0].name: String should match"),
+        (
+            GOOD_SERVICE + 'headers = { "X-Token" = "a\\r\\nInjected: 1" }\n',
+            "services[0].headers.X-Token: must not contain a line break or NUL",
+        ),
+        (
+            GOOD_SERVICE + 'headers = { "Bad Name" = "v" }\n',
+            "services[0].headers.Bad Name: 'Bad Name' is not a valid HTTP header name",
+        ),
+        (
+            GOOD_SERVICE + 'headers = { Authorization = "Bearer ${HM_SURELY_UNSET_VAR}" }\n',
+            "environment variable HM_SURELY_UNSET_VAR is not set",
+        ),
     ],
 )
 def test_invalid_config_is_named(tmp_path: Path, text: str, expected: str) -> None:

@@ -88,13 +88,24 @@ def _expand_env(value: object) -> object:
             raise ValueError(f"environment variable {name} is not set")
         return os.environ[name]
 
-    return _ENV_REFERENCE.sub(lookup, value)
+    expanded = _ENV_REFERENCE.sub(lookup, value)
+    # Never sent, and never echoed: the message does not quote the value.
+    if any(c in expanded for c in "\r\n\0"):
+        raise ValueError("must not contain a line break or NUL")
+    return expanded
+
+
+def _header_name(value: str) -> str:
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", value):
+        raise ValueError(f"{value!r} is not a valid HTTP header name")
+    return value
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 StatusRanges = Annotated[tuple[tuple[int, int], ...], BeforeValidator(_status_ranges)]
 # Header values are secrets: never shown in logs, the API or the page.
 HeaderValue = Annotated[SecretStr, BeforeValidator(_expand_env)]
+HeaderName = Annotated[str, AfterValidator(_header_name)]
 Threshold = Annotated[int, Field(ge=1, le=100)]
 Method = Literal["GET", "HEAD"]
 UrlPath = Annotated[str, AfterValidator(_path)]
@@ -151,7 +162,7 @@ class ServiceSettings(_Section):
     timeout_ms: Millis | None = None
     method: Method | None = None
     expected_status: StatusRanges | None = None
-    headers: dict[str, HeaderValue] = Field(default_factory=dict)
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
     verify_tls: bool | None = None
     degraded_after_ms: Millis | None = None
     failure_threshold: Threshold | None = None
@@ -235,6 +246,8 @@ class LiveConfig:
 def _location(loc: Sequence[str | int]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for a bad dict key: the key says it
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:
