@@ -453,27 +453,6 @@ async def test_request_headers_and_secrets_are_sent(
     assert "X-Tenant: blue" in lines
 
 
-async def test_header_with_line_break_is_refused(
-    raw: Callable[[Conversation], Awaitable[tuple[RawService, str]]],
-    checker: Callable[[CheckSpec], Awaitable[CheckResult]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A header value with a line break is never sent; the check says which header."""
-    monkeypatch.setenv("HM_PROBE_TOKEN", "a\r\nX-Injected: yes")
-
-    async def conversation(peer: Peer) -> None:
-        while await peer.request():
-            peer.writer.write(answer(PASS))
-
-    service, url = await raw(conversation)
-    result = await checker(spec_for(url, headers={"Authorization": "${HM_PROBE_TOKEN}"}))
-    assert (result.status, result.reason) == (
-        Status.DOWN,
-        "header Authorization holds a line break",
-    )
-    assert service.connections == 0
-
-
 async def test_monitor_closes_connections_it_no_longer_needs(
     raw: Callable[[Conversation], Awaitable[tuple[RawService, str]]],
 ) -> None:
