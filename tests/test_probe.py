@@ -484,7 +484,7 @@ async def test_monitor_closes_connections_it_no_longer_needs(
 
 def test_under_uvloop() -> None:
     """Under uvloop (healthmon's loop when installed) checks reuse and replace connections too."""
-    uvloop = pytest.importorskip("uvloop")
+    import uvloop  # the dev extras install it: a missing uvloop fails, never skips
 
     async def conversation(peer: Peer) -> None:
         # The first connection answers twice, then drops the third request.
