@@ -30,3 +30,10 @@ async def system(settings: Settings) -> AsyncIterator[System]:
             for ws in running.sockets:
                 await ws.close()
             await server.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain client session, closed after the test."""
+    async with aiohttp.ClientSession() as client:
+        yield client

@@ -36,12 +36,6 @@ async def serve() -> AsyncIterator[Callable[[Responder], Awaitable[ServiceSettin
         await server.close()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
 def spec(service: ServiceSettings, **monitor: object) -> CheckSpec:
     return CheckSpec.resolve(service, MonitorSettings.model_validate(monitor))
 

@@ -22,12 +22,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
 async def serve() -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Start a server with one /health handler; returns its base URL."""
     servers: list[TestServer] = []

@@ -148,12 +148,6 @@ async def serve() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
 async def checker(
     session: aiohttp.ClientSession,
 ) -> AsyncIterator[Callable[[CheckSpec], Awaitable[CheckResult]]]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 pytestmark = pytest.mark.browser
 
@@ -297,3 +297,17 @@ def new_tab(browser: Browser) -> Iterator[Callable[..., Tab]]:
         context.close()
     for tab in tabs:
         assert not tab.errors, tab.errors
+
+
+def open_live(
+    new_tab: Callable[..., Tab], system: Server, init_script: str | None = None, **options: object
+) -> Tab:
+    """A tab on the page, once its connection pill says live."""
+    tab = new_tab(**options)
+    if init_script is not None:
+        tab.page.add_init_script(init_script)
+    tab.page.goto(system.base() + "/")
+    expect(tab.page.locator("[data-connection]")).to_have_attribute(
+        "data-connection", "live", timeout=5000
+    )
+    return tab

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Server, Tab
+from tests.browser.conftest import Server, Tab, open_live
 
 pytestmark = pytest.mark.browser
 
@@ -32,19 +32,9 @@ RECORD_HEARTBEATS = """
 RECONNECT_TIMEOUT = 20_000
 
 
-def open_live(new_tab: Callable[..., Tab], system: Server, **options: object) -> Tab:
-    tab = new_tab(**options)
-    tab.page.add_init_script(RECORD_HEARTBEATS)
-    tab.page.goto(system.base() + "/")
-    expect(tab.page.locator("[data-connection]")).to_have_attribute(
-        "data-connection", "live", timeout=5000
-    )
-    return tab
-
-
 def test_latency_follows_heartbeats(new_tab: Callable[..., Tab], system: Server) -> None:
     """Each heartbeat's latency becomes the card's "Latency N ms", with no "confirmed" wording."""
-    page = open_live(new_tab, system).page
+    page = open_live(new_tab, system, RECORD_HEARTBEATS).page
     latency = page.locator('.card[data-service="billing"] [data-role=latency]')
     expect(latency).to_have_css("font-variant-numeric", "tabular-nums")
     start = page.evaluate("() => window.__beats.length")
@@ -70,7 +60,7 @@ def test_latency_follows_heartbeats(new_tab: Callable[..., Tab], system: Server)
 
 def test_sparkline_has_text_and_gains_points(new_tab: Callable[..., Tab], system: Server) -> None:
     """The sparkline is an SVG polyline with a text alternative, and gains a point per heartbeat."""
-    tab = open_live(new_tab, system)
+    tab = open_live(new_tab, system, RECORD_HEARTBEATS)
     page = tab.page
     card = page.locator('.card[data-service="auth"]')
     spark = card.locator("svg[data-role=spark]")
@@ -100,7 +90,7 @@ def test_uptime_drops_after_down_and_matches_api(
     new_tab: Callable[..., Tab], system: Server
 ) -> None:
     """After a mock was down, the card's hour uptime falls below 100 % and matches the API's."""
-    page = open_live(new_tab, system).page
+    page = open_live(new_tab, system, RECORD_HEARTBEATS).page
     uptime = page.locator('.card[data-service="notifications"] [data-role=uptime]')
     expect(uptime).to_have_text(re.compile(r"^Uptime \d+\.\d\d % \(1 h\)$"))
     card = page.locator('.card[data-service="notifications"]')

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import unused_port
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Server, Tab, launch, service_toml
+from tests.browser.conftest import Server, Tab, launch, open_live, service_toml
 from tests.browser.test_layout import no_horizontal_overflow
 
 pytestmark = pytest.mark.browser
@@ -97,15 +97,6 @@ def write_atomically(path: Path, text: str) -> None:
     partial = path.with_suffix(".partial")
     partial.write_text(text)
     os.replace(partial, path)
-
-
-def open_live(new_tab: Callable[..., Tab], system: Server, **options: object) -> Tab:
-    tab = new_tab(**options)
-    tab.page.goto(system.base() + "/")
-    expect(tab.page.locator("[data-connection]")).to_have_attribute(
-        "data-connection", "live", timeout=5000
-    )
-    return tab
 
 
 def test_failing_check_name_and_output(new_tab: Callable[..., Tab], system: Server) -> None:

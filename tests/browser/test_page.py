@@ -8,21 +8,12 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Server, Tab
+from tests.browser.conftest import Server, Tab, open_live
 
 pytestmark = pytest.mark.browser
 
 # The monitor checks every 500 ms; "within a second" of a mode switch.
 WITHIN_A_SECOND = 1000
-
-
-def open_live(new_tab: Callable[..., Tab], system: Server, **options: object) -> Tab:
-    tab = new_tab(**options)
-    tab.page.goto(system.base() + "/")
-    expect(tab.page.locator("[data-connection]")).to_have_attribute(
-        "data-connection", "live", timeout=5000
-    )
-    return tab
 
 
 def test_first_render_matches_snapshot(new_tab: Callable[..., Tab], system: Server) -> None:
