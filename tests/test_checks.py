@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,6 +39,30 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[str]]]:
     yield start
     for server in servers:
         await server.close()
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[Callable[[bytes, ssl.SSLContext | None], Awaitable[str]]]:
+    """Start a TCP server that answers every request with these bytes, then closes."""
+    servers: list[asyncio.Server] = []
+
+    async def start(reply: bytes, tls: ssl.SSLContext | None) -> str:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(reply)
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=tls)
+        servers.append(server)
+        scheme = "https" if tls else "http"
+        return f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
 
 
 def spec_for(url: str, **knobs: Any) -> CheckSpec:
@@ -122,6 +147,191 @@ async def test_body_formats(
     result = await check_once(session, spec_for(url))
     assert (result.status, result.reason) == (status, reason)
     assert [c.name for c in result.checks] == check_names
+
+
+# The check goes through the Probe for http://, through aiohttp for https://:
+# both paths must read answers alike.
+PATHS = pytest.mark.parametrize("scheme", ["http", "https"], ids=["probe", "aiohttp"])
+
+
+@pytest.fixture(scope="module")
+def tls() -> ssl.SSLContext:
+    """A server certificate for 127.0.0.1 (checks use verify_tls = false)."""
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+def raw_body(data: bytes, content_type: str = "application/health+json") -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=data, headers={"Content-Type": content_type})
+
+    return handler
+
+
+def nested(levels: int) -> bytes:
+    return b'{"a":' * (levels - 1) + b'{"status":"pass"}' + b"}" * (levels - 1)
+
+
+@PATHS
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "reason"),
+    [
+        (
+            json.dumps(
+                {
+                    "status": "pass",
+                    "checks": {
+                        "disk": [{"status": "warn", "observedValue": 91, "observedUnit": 5}]
+                    },
+                }
+            ).encode(),
+            "application/health+json",
+            Status.DEGRADED,
+            "disk: warn: 91 5",
+        ),
+        (
+            b"[" * 30_000 + b"]" * 30_000,
+            "application/json",
+            Status.DOWN,
+            "health body nested deeper than 32 levels",
+        ),
+        (nested(33), "application/json", Status.DOWN, "health body nested deeper than 32 levels"),
+        (nested(32), "application/json", Status.UP, None),
+        (
+            json.dumps({"status": "fail", "output": "x" * (64 * 1024)}).encode(),
+            "application/json",
+            Status.DOWN,
+            "health body over 64 KiB",
+        ),
+        (
+            b'{"status":"pass","free":' + b"9" * 5000 + b"}",
+            "application/json",
+            Status.DOWN,
+            "unreadable health body: a number longer than 100 characters",
+        ),
+        (
+            b'{"status":"fail"',
+            "text/plain",
+            Status.DOWN,
+            "unreadable health body: invalid JSON (Expecting ',' delimiter at line 1 column 17)",
+        ),
+        (
+            b"fail",
+            "application/health+json",
+            Status.DOWN,
+            "unreadable health body: invalid JSON (Expecting value at line 1 column 1)",
+        ),
+        (b"OK", "text/plain", Status.UP, None),
+        (b"OK", "application/json", Status.UP, None),
+    ],
+    ids=[
+        "numeric-observedUnit",
+        "deeply-nested",
+        "33-levels",
+        "32-levels",
+        "over-64KiB-fail",
+        "huge-number",
+        "broken-object",
+        "declared-json-not-json",
+        "text-ok",
+        "mislabelled-text-ok",
+    ],
+)
+async def test_bodies_are_read_totally_and_within_limits(
+    serve: Callable[..., Awaitable[str]],
+    session: aiohttp.ClientSession,
+    scheme: str,
+    tls: ssl.SSLContext,
+    data: bytes,
+    content_type: str,
+    status: Status,
+    reason: str | None,
+) -> None:
+    """Odd, deep, huge or broken 2xx bodies give a result, never an exception or a guessed up."""
+    context = tls if scheme == "https" else None
+    url = await serve(raw_body(data, content_type), tls=context)
+    result = await check_once(session, spec_for(url, verify_tls=False))
+    assert (result.status, result.reason) == (status, reason)
+
+
+@PATHS
+async def test_garbage_answer_is_a_result(
+    raw_server: Callable[[bytes, ssl.SSLContext | None], Awaitable[str]],
+    session: aiohttp.ClientSession,
+    scheme: str,
+    tls: ssl.SSLContext,
+) -> None:
+    """A server that answers with garbage gives a DOWN result saying the answer is not HTTP."""
+    url = await raw_server(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", tls if scheme == "https" else None)
+    result = await check_once(session, spec_for(url, verify_tls=False))
+    assert result.status is Status.DOWN
+    assert result.reason is not None
+    assert result.reason.startswith("invalid HTTP response: ")
+
+
+@PATHS
+@pytest.mark.parametrize(
+    ("head", "reason"),
+    [
+        (b"".join(b"X-%d: a\r\n" % i for i in range(110)), "more than 100 response headers"),
+        (
+            b"".join(b"X-%d: %s\r\n" % (i, b"a" * 6000) for i in range(3)),
+            "response headers over 16 KiB",
+        ),
+    ],
+    ids=["many-headers", "big-headers"],
+)
+async def test_header_limits(
+    raw_server: Callable[[bytes, ssl.SSLContext | None], Awaitable[str]],
+    session: aiohttp.ClientSession,
+    scheme: str,
+    tls: ssl.SSLContext,
+    head: bytes,
+    reason: str,
+) -> None:
+    """An answer with too many or too big headers is DOWN with the limit as the reason."""
+    reply = b"HTTP/1.1 200 OK\r\n" + head + b'Content-Length: 17\r\n\r\n{"status":"pass"}'
+    url = await raw_server(reply, tls if scheme == "https" else None)
+    result = await check_once(session, spec_for(url, verify_tls=False))
+    assert (result.status, result.reason) == (Status.DOWN, reason)
+
+
+@PATHS
+async def test_line_over_a_limit(
+    raw_server: Callable[[bytes, ssl.SSLContext | None], Awaitable[str]],
+    session: aiohttp.ClientSession,
+    scheme: str,
+    tls: ssl.SSLContext,
+) -> None:
+    """One header line longer than a parser's limit is DOWN with a reason naming it, never up."""
+    reply = b"HTTP/1.1 200 OK\r\nX: " + b"a" * 20_000 + b"\r\nContent-Length: 2\r\n\r\n{}"
+    url = await raw_server(reply, tls if scheme == "https" else None)
+    result = await check_once(session, spec_for(url, verify_tls=False))
+    assert result.status is Status.DOWN
+    assert result.reason in (
+        "response headers over 16 KiB",
+        "invalid HTTP response: a status or header line over 8190 bytes",
+    )
+
+
+async def test_a_reading_bug_is_a_down_result(
+    serve: Callable[..., Awaitable[str]],
+    session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should reading an answer ever raise, check_once still returns DOWN with the reason."""
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("healthmon.checker.read_answer", broken)
+    result = await check_once(session, spec_for(await serve(body({"status": "pass"}))))
+    assert (result.status, result.reason) == (
+        Status.DOWN,
+        "unreadable health body: RuntimeError: boom",
+    )
 
 
 async def test_accept_header_and_method_head(

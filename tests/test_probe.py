@@ -293,10 +293,54 @@ async def test_body_over_the_limit(
     assert len(peers) == 2
     probe = _probe(spec)
     try:
-        status, body = await asyncio.wait_for(probe.fetch(), WAIT_S)
+        answer = await asyncio.wait_for(probe.fetch(), WAIT_S)
     finally:
         await probe.aclose()
-    assert (status, body) == (503, huge[:MAX_BODY])
+    # One byte over the limit is read: enough to know the body is over it.
+    assert (answer.status, answer.body) == (503, huge[: MAX_BODY + 1])
+    assert answer.content_type == "application/json"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [b"XYZ", answer(b'{"status":"fail"}'), b"\r\nHTTP/1.1 200 OK\r\n"],
+    ids=["junk", "a-second-answer", "a-second-head"],
+)
+async def test_bytes_after_the_answer_close_the_connection(
+    raw: Callable[[Conversation], Awaitable[tuple[RawService, str]]],
+    checker: Callable[[CheckSpec], Awaitable[CheckResult]],
+    extra: bytes,
+) -> None:
+    """An answer longer than its Content-Length counts, but its connection is never reused."""
+
+    async def conversation(peer: Peer) -> None:
+        while await peer.request():
+            peer.writer.write(answer(PASS) + (extra if peer.number == 1 else b""))
+
+    service, url = await raw(conversation)
+    spec = spec_for(url)
+    results = [await checker(spec) for _ in range(3)]
+    assert [(r.status, r.reason) for r in results] == [(Status.UP, None)] * 3
+    # The first connection is replaced after its one answer; the second is clean and kept.
+    assert service.connections == 2
+    assert len(service.requests) == 3
+
+
+async def test_head_answer_with_a_body_closes_the_connection(
+    raw: Callable[[Conversation], Awaitable[tuple[RawService, str]]],
+    checker: Callable[[CheckSpec], Awaitable[CheckResult]],
+) -> None:
+    """A body sent after a HEAD answer is more than HTTP framing allows: the connection goes."""
+
+    async def conversation(peer: Peer) -> None:
+        while await peer.request():
+            peer.writer.write(answer(PASS))
+
+    service, url = await raw(conversation)
+    spec = spec_for(url, method="HEAD")
+    results = [await checker(spec) for _ in range(2)]
+    assert [(r.status, r.reason) for r in results] == [(Status.UP, None)] * 2
+    assert service.connections == 2
 
 
 async def test_head_answers_keep_the_connection(

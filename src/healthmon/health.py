@@ -9,12 +9,22 @@ fail with the aliases ok / up and error / down, ``checks`` mapping names to
 lists of entries; ``details`` is the draft's older name for ``checks``).
 Actuator answers ``status`` UP / DOWN / OUT_OF_SERVICE / UNKNOWN with
 ``components`` (``details`` before Spring Boot 2.2), which may nest.
+
+Reading is total: any bytes give a ``Verdict``, never an exception. A body that
+is not meant as JSON (a 2xx ``OK`` or HTML page) says nothing, so the HTTP
+status decides. A body meant as JSON (starting with ``{`` or ``[``, or declared
+``json``/``+json`` and starting like a JSON value) that cannot be read is DOWN
+with the reason, never guessed up. Limits, each over-limit
+body DOWN with a reason: ``MAX_BODY`` (64 KiB) of body, ``MAX_DEPTH`` (32) levels
+of nested objects and arrays, ``MAX_NUMBER_CHARS`` (100) characters in a number.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from healthmon.models import FailingCheck, Status
@@ -37,12 +47,36 @@ _SEVERITY = {Status.UP: 0, Status.DEGRADED: 1, Status.DOWN: 2}
 MAX_CHECKS = 20
 MAX_OUTPUT = 200
 
+# Limits on what is read. Over any of them healthmon cannot tell that the
+# service is healthy, and it does not guess: the check is DOWN with the reason.
+#: Body bytes read; a fetcher reads one byte more so that a longer body shows.
+MAX_BODY = 64 * 1024
+#: Levels of nested objects and arrays, checked before parsing (no recursion).
+MAX_DEPTH = 32
+#: Characters in one JSON number (Python's int() refuses 4,300 digits anyway).
+MAX_NUMBER_CHARS = 100
+
+# A JSON string, escapes included; what remains outside them holds the brackets.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+# The characters a JSON value can start with.
+_JSON_STARTS = frozenset('{["-0123456789tfn')
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     status: Status
     reason: str | None
     checks: tuple[FailingCheck, ...] = ()
+
+
+class _Unreadable(Exception):
+    """A body meant as a health document that cannot be read; the reason is shown."""
+
+
+def _clean(text: str, limit: int = MAX_OUTPUT) -> str:
+    """At most ``limit`` characters that encode as UTF-8 (lone surrogates become '?')."""
+    return text[:limit].encode("utf-8", "replace").decode("utf-8")
 
 
 def _word(value: object) -> Status | None:
@@ -53,16 +87,69 @@ def _short(value: object) -> str | None:
     if value is None or value == "":
         return None
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    return text[:MAX_OUTPUT]
+    return _clean(text)
 
 
-def _document(body: bytes) -> dict[str, Any] | None:
-    if not body or body.lstrip()[:1] != b"{":
+def _declares_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media.endswith(("/json", "+json"))
+
+
+def _depth(text: str) -> int:
+    """How deeply objects and arrays nest, brackets inside strings not counted."""
+    if text.count("{") + text.count("[") <= MAX_DEPTH:
+        return 0  # too few brackets to go too deep: the usual case, at C speed
+    brackets = _BRACKET.findall(_JSON_STRING.sub("", text))
+    return max(accumulate(1 if b in "[{" else -1 for b in brackets), default=0)
+
+
+def _number(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _Unreadable(
+                f"unreadable health body: a number longer than {MAX_NUMBER_CHARS} characters"
+            )
+        return kind(text)
+
+    return parse
+
+
+_parse_int, _parse_float = _number(int), _number(float)
+
+
+def _document(body: bytes, content_type: str = "") -> dict[str, Any] | None:
+    """The body's JSON object; None when the body is not meant as one.
+
+    Raises ``_Unreadable`` for a body over a limit, or meant as JSON but unreadable.
+    """
+    if len(body) > MAX_BODY:
+        raise _Unreadable(f"health body over {MAX_BODY // 1024} KiB")
+    if not body.strip():
         return None
     try:
-        doc = json.loads(body)
-    except ValueError:
+        text: str | None = body.decode(json.detect_encoding(body), "surrogatepass")
+    except (UnicodeDecodeError, LookupError):
+        text = None
+    first = text.lstrip()[:1] if text is not None else body.lstrip()[:1].decode("latin-1")
+    # Meant as JSON: an object or array, or any JSON value where JSON is declared.
+    # Text ("OK", an HTML page) says nothing, even mislabelled: the HTTP status decides.
+    if not (first in ("{", "[") or (first in _JSON_STARTS and _declares_json(content_type))):
         return None
+    if text is None:
+        raise _Unreadable("unreadable health body: not UTF-8 (or UTF-16/32) text")
+    if _depth(text) > MAX_DEPTH:
+        raise _Unreadable(f"health body nested deeper than {MAX_DEPTH} levels")
+    try:
+        doc = json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
+    except json.JSONDecodeError as exc:
+        raise _Unreadable(
+            f"unreadable health body: invalid JSON ({exc.msg} at line {exc.lineno}"
+            f" column {exc.colno})"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        # Belt and braces: _depth and the number limit should have said so already.
+        detail = _clean(str(exc) or type(exc).__name__)
+        raise _Unreadable(f"unreadable health body: {detail}") from None
     return doc if isinstance(doc, dict) else None
 
 
@@ -78,24 +165,25 @@ def _health_checks(checks: object) -> list[FailingCheck]:
             status = _word(entry.get("status"))
             if status is None or status is Status.UP:
                 continue
-            observed = entry.get("observedValue")
-            unit = entry.get("observedUnit")
-            component = entry.get("componentId")
+            observed = _short(entry.get("observedValue"))
+            # observedUnit is a string by the draft; any other value is shown as JSON.
+            unit = _short(entry.get("observedUnit"))
+            component = _short(entry.get("componentId"))
             found.append(
                 FailingCheck(
-                    name=f"{name} ({component})" if component else str(name),
+                    name=_clean(f"{name} ({component})" if component else str(name)),
                     status=status,
                     output=_short(entry.get("output")),
                     observed=None
                     if observed is None
-                    else f"{observed}{' ' + unit if unit else ''}",
+                    else _clean(f"{observed} {unit or ''}".strip()),
                 )
             )
     return found
 
 
 def _actuator_components(components: object, prefix: str = "") -> list[FailingCheck]:
-    """Actuator ``components``, nested for composite indicators."""
+    """Actuator ``components``, nested for composite indicators (at most MAX_DEPTH deep)."""
     found: list[FailingCheck] = []
     if not isinstance(components, dict):
         return found
@@ -113,14 +201,14 @@ def _actuator_components(components: object, prefix: str = "") -> list[FailingCh
         details = component.get("details")
         output = details.get("error") if isinstance(details, dict) else None
         found.append(
-            FailingCheck(name=path, status=status, output=_short(output or details), observed=None)
+            FailingCheck(
+                name=_clean(path), status=status, output=_short(output or details), observed=None
+            )
         )
     return found
 
 
-def read_body(body: bytes) -> Verdict:
-    """The verdict of a 2xx answer's body; no recognisable body means up."""
-    doc = _document(body)
+def _verdict(doc: dict[str, Any] | None) -> Verdict:
     if doc is None:
         return Verdict(Status.UP, None)
     top = _word(doc.get("status"))
@@ -140,6 +228,17 @@ def read_body(body: bytes) -> Verdict:
     return Verdict(status, _reason(doc, status, checks), tuple(checks[:MAX_CHECKS]))
 
 
+def read_body(body: bytes, content_type: str = "") -> Verdict:
+    """The verdict of a 2xx answer's body; a body not meant as JSON says up.
+
+    A body meant as JSON that cannot be read, or over a limit, is down with the reason.
+    """
+    try:
+        return _verdict(_document(body, content_type))
+    except _Unreadable as exc:
+        return Verdict(Status.DOWN, str(exc))
+
+
 def _reason(doc: dict[str, Any], status: Status, checks: list[FailingCheck]) -> str:
     if checks:
         worst = checks[0]
@@ -147,17 +246,26 @@ def _reason(doc: dict[str, Any], status: Status, checks: list[FailingCheck]) -> 
         more = f" (+{len(checks) - 1} more)" if len(checks) > 1 else ""
         return f"{worst.name}: {worst.status_word}{': ' + detail if detail else ''}{more}"
     output = _short(doc.get("output"))
-    return output or f"health status: {doc.get('status')}"
+    return output or f"health status: {_short(doc.get('status'))}"
 
 
-def read_answer(http_status: int, body: bytes, expected: tuple[tuple[int, int], ...]) -> Verdict:
+def read_answer(
+    http_status: int,
+    body: bytes,
+    expected: tuple[tuple[int, int], ...],
+    content_type: str = "",
+) -> Verdict:
     """An HTTP answer: an unexpected status is down, whatever the body says."""
-    if not any(low <= http_status <= high for low, high in expected):
-        verdict = read_body(body)
-        reason = f"HTTP {http_status}"
-        doc = _document(body)
-        detail = verdict.reason if verdict.status is not Status.UP else None
-        if detail is None and doc is not None:
-            detail = _short(doc.get("output"))
-        return Verdict(Status.DOWN, f"{reason}: {detail}" if detail else reason, verdict.checks)
-    return read_body(body)
+    if any(low <= http_status <= high for low, high in expected):
+        return read_body(body, content_type)
+    reason = f"HTTP {http_status}"
+    try:
+        doc = _document(body, content_type)
+    except _Unreadable:
+        # The status code is the reason; an unreadable body adds nothing to it.
+        return Verdict(Status.DOWN, reason)
+    verdict = _verdict(doc)
+    detail = verdict.reason if verdict.status is not Status.UP else None
+    if detail is None and doc is not None:
+        detail = _short(doc.get("output"))
+    return Verdict(Status.DOWN, f"{reason}: {detail}" if detail else reason, verdict.checks)

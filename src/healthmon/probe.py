@@ -7,6 +7,16 @@ sends one request at a time (a service's check loop never has two in flight).
 Answers are parsed by httptools (llhttp, the parser uvicorn uses), so the HTTP
 grammar — chunked bodies, HTTP/1.0, keep-alive rules — is a well-kept
 library's job, not ours.
+
+Limits: a response head (status line and header fields, interim answers
+included) over ``MAX_HEAD_BYTES`` (16 KiB) or with more than ``MAX_HEADERS``
+(100) header fields is no usable answer (``ProbeError``, so the check is DOWN);
+a body is read up to the caller's ``max_body`` bytes, and the connection is not
+kept after a longer one. Framing: an answer must end where its Content-Length
+or chunking says. Bytes after it (in the same read or later), or a parser error
+once it is complete, close the connection, so they are never taken for the
+start of the next answer; the complete answer itself still counts. llhttp skips
+bare CR/LF between answers, as HTTP allows; those cannot be mistaken for an answer.
 """
 
 from __future__ import annotations
@@ -14,12 +24,24 @@ from __future__ import annotations
 import asyncio
 import errno
 from collections.abc import Iterable
-from typing import cast
+from typing import NamedTuple, cast
 
 import httptools
 import yarl
 
-Answer = tuple[int, bytes]
+# Limits on an answer's head; over either there is no usable answer.
+#: Bytes of status line and header fields, interim (1xx) answers included.
+MAX_HEAD_BYTES = 16 * 1024
+#: Header fields in one answer, interim (1xx) answers included.
+MAX_HEADERS = 100
+
+
+class Answer(NamedTuple):
+    """What a service answered: its status code, body and Content-Type ("" if none)."""
+
+    status: int
+    body: bytes
+    content_type: str = ""
 
 
 class ProbeError(Exception):
@@ -30,8 +52,13 @@ class _Stale(ProbeError):
     """A kept-alive connection closed before any byte of the answer: ask again."""
 
 
+class _Overrun(Exception):
+    """Bytes after a complete answer: the server broke HTTP framing (stops the parser)."""
+
+
 # Headers that say where the body ends; without either it ends when the server closes.
 _FRAMING = (b"content-length", b"transfer-encoding")
+_HEAD_TOO_BIG = f"response headers over {MAX_HEAD_BYTES // 1024} KiB"
 
 
 class Probe:
@@ -52,7 +79,7 @@ class Probe:
         self._connection: _Connection | None = None
 
     async def fetch(self) -> Answer:
-        """Send the request; the status code and at most ``max_body`` bytes of the body.
+        """Send the request; the status code, at most ``max_body`` bytes of the body, the type.
 
         Raises ``ProbeError`` with the reason when there is no answer. A caller's
         timeout (cancellation) closes the connection: the next fetch reconnects.
@@ -125,6 +152,12 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = False
         self._body: list[bytes] = []
         self._size = 0
+        self._content_type = ""
+        # The head's size two ways: raw bytes fed while it is incomplete (httptools
+        # gathers a whole header field before calling back), and parsed fields.
+        self._head_raw = 0
+        self._head_fields = 0
+        self._headers = 0
 
     def send(self, request: bytes, head: bool, max_body: int) -> asyncio.Future[Answer]:
         assert self._transport is not None
@@ -138,6 +171,7 @@ class _Connection(asyncio.Protocol):
         self._head, self._max_body = head, max_body
         self._received = False
         self._interim_reset()
+        self._head_raw, self._head_fields, self._headers = 0, 0, 0
         self._transport.write(request)
         return self._answer
 
@@ -148,14 +182,14 @@ class _Connection(asyncio.Protocol):
 
     def _interim_reset(self) -> None:
         self._status, self._headers_done, self._framed = 0, False, False
-        self._body, self._size = [], 0
+        self._body, self._size, self._content_type = [], 0, ""
 
     def _finish(self, body: bytes, keep: bool) -> None:
         answer, self._answer = self._answer, None
         assert answer is not None
         self._answered = True
         if not answer.done():
-            answer.set_result((self._status, body))
+            answer.set_result(Answer(self._status, body, self._content_type))
         if keep:
             self.reusable = True
         elif self._transport is not None:
@@ -181,12 +215,25 @@ class _Connection(asyncio.Protocol):
             return
         assert self._parser is not None
         self._received = True
+        if not self._headers_done:
+            self._head_raw += len(data)
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            if self._answer is not None:
+            if self._answer is None:
+                # The answer was complete and judged; what followed it broke
+                # the framing, so nothing more is read from this connection.
+                self.abort()
+                return
+            refused = exc.__context__
+            if isinstance(refused, ProbeError):
+                self._fail(refused)
+            else:
                 detail = str(exc) or type(exc).__name__
                 self._fail(ProbeError(f"invalid HTTP response: {detail}"))
+            return
+        if self._answer is not None and not self._headers_done and self._head_raw > MAX_HEAD_BYTES:
+            self._fail(ProbeError(_HEAD_TOO_BIG))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -207,11 +254,35 @@ class _Connection(asyncio.Protocol):
         else:
             self._fail(ProbeError("connection closed before answering"))
 
-    # httptools callbacks, only while an answer is awaited
+    # httptools callbacks. One raising stops the parser: feed_data raises
+    # HttpParserCallbackError with the callback's exception as its __context__.
+
+    def _check_head(self, more: int) -> None:
+        self._head_fields += more
+        if self._head_fields > MAX_HEAD_BYTES:
+            raise ProbeError(_HEAD_TOO_BIG)
+
+    def on_message_begin(self) -> None:
+        if self._answer is None:
+            # A second answer nobody asked for: the last one overran its framing.
+            raise _Overrun
+
+    def on_status(self, status: bytes) -> None:
+        if self._answer is not None:
+            self._check_head(len(status))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() in _FRAMING:
+        if self._answer is None:
+            return
+        self._headers += 1
+        if self._headers > MAX_HEADERS:
+            raise ProbeError(f"more than {MAX_HEADERS} response headers")
+        self._check_head(len(name) + len(value))
+        lowered = name.lower()
+        if lowered in _FRAMING:
             self._framed = True
+        elif lowered == b"content-type":
+            self._content_type = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         if self._answer is None:
@@ -227,7 +298,8 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self._answer is None:
-            return
+            # After a HEAD answer (which has no body) or one cut at max_body.
+            raise _Overrun
         self._body.append(body)
         self._size += len(body)
         if self._size > self._max_body:
