@@ -20,15 +20,18 @@ import yarl
 
 from healthmon.broker import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker, BrokerUnavailable
 from healthmon.config import Method, MonitorSettings, ServiceSettings
+from healthmon.health import MAX_BODY as BODY_LIMIT
 from healthmon.health import Verdict, read_answer
 from healthmon.models import CheckResult, Heartbeat, Status, StatusUpdate, now_ms, rounded
-from healthmon.probe import Probe, ProbeError
+from healthmon.probe import MAX_HEAD_BYTES, MAX_HEADERS, Answer, Probe, ProbeError
 
 log = structlog.get_logger(__name__)
 
 ACCEPT = "application/health+json, application/json;q=0.9, */*;q=0.1"
 USER_AGENT = "healthmon"
-MAX_BODY = 64 * 1024
+# The health body limit (64 KiB, healthmon.health.MAX_BODY). Checks read one
+# byte more, so a longer body shows as one: DOWN "health body over 64 KiB".
+MAX_BODY = BODY_LIMIT
 
 _T = TypeVar("_T")
 
@@ -80,7 +83,7 @@ def probe_for(spec: CheckSpec) -> Probe | None:
     if url.scheme != "http" or url.user is not None:
         return None
     headers = (("User-Agent", USER_AGENT), ("Accept", ACCEPT), *spec.headers)
-    return Probe(spec.url, spec.method, headers, MAX_BODY)
+    return Probe(spec.url, spec.method, headers, MAX_BODY + 1)
 
 
 async def check_once(
@@ -114,18 +117,18 @@ async def check_once(
 
 
 async def _ask(session: aiohttp.ClientSession, spec: CheckSpec, probe: Probe | None) -> Verdict:
+    """The verdict of one check; every exception but cancellation becomes a DOWN verdict."""
     try:
         async with asyncio.timeout(spec.timeout_ms / 1000):
             if probe is not None:
-                http_status, body = await probe.fetch()
+                answer = await probe.fetch()
             else:
                 try:
-                    http_status, body = await _fetch(session, spec)
+                    answer = await _fetch(session, spec)
                 except aiohttp.ServerDisconnectedError:
                     # A kept-alive connection the server had already closed:
                     # that says nothing about the service, so ask once more.
-                    http_status, body = await _fetch(session, spec)
-        return read_answer(http_status, body, spec.expected_status)
+                    answer = await _fetch(session, spec)
     except TimeoutError:
         return Verdict(Status.DOWN, f"no answer within {spec.timeout_ms} ms")
     except ProbeError as exc:
@@ -137,15 +140,42 @@ async def _ask(session: aiohttp.ClientSession, spec: CheckSpec, probe: Probe | N
         return Verdict(
             Status.DOWN, "connection refused" if refused else f"cannot connect: {exc.os_error}"
         )
+    except aiohttp.ClientResponseError as exc:
+        if isinstance(exc.__cause__, aiohttp.http_exceptions.HttpProcessingError):
+            # aiohttp could not parse the answer (its status 400 is its own, not the service's).
+            return Verdict(Status.DOWN, _invalid_http(exc.message))
+        return Verdict(Status.DOWN, _describe(exc))
     except aiohttp.ClientError as exc:
-        return Verdict(
-            Status.DOWN, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        )
+        return Verdict(Status.DOWN, _describe(exc))
     except OSError as exc:
         return Verdict(Status.DOWN, f"network error: {exc.strerror or exc}")
+    except Exception as exc:  # CancelledError is no Exception: cancelling still cancels
+        log.error("check.failed", service=spec.name, exc_info=True)
+        return Verdict(Status.DOWN, f"check failed: {_describe(exc)}")
+    try:
+        return read_answer(answer.status, answer.body, spec.expected_status, answer.content_type)
+    except Exception as exc:
+        # read_answer is total; should a body still break it, the card says so.
+        log.error("check.unreadable_body", service=spec.name, exc_info=True)
+        return Verdict(Status.DOWN, f"unreadable health body: {_describe(exc)}")
 
 
-async def _fetch(session: aiohttp.ClientSession, spec: CheckSpec) -> tuple[int, bytes]:
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def _invalid_http(message: str) -> str:
+    """aiohttp's parser message, first clause only (it goes on to quote the bytes)."""
+    first = message.partition(":")[0].strip()
+    if first.startswith("Got more than "):
+        # aiohttp's max_line_size / max_field_size (8190 bytes by default).
+        size = first.removeprefix("Got more than ").partition(" ")[0]
+        return f"invalid HTTP response: a status or header line over {size} bytes"
+    return f"invalid HTTP response: {first[:100]}"
+
+
+async def _fetch(session: aiohttp.ClientSession, spec: CheckSpec) -> Answer:
     headers = {"Accept": ACCEPT, **dict(spec.headers)}
     async with session.request(
         # A redirect is an answer: a health URL that redirects (to a login
@@ -156,8 +186,22 @@ async def _fetch(session: aiohttp.ClientSession, spec: CheckSpec) -> tuple[int, 
         ssl=spec.verify_tls,
         allow_redirects=False,
     ) as response:
-        body = b"" if spec.method == "HEAD" else await response.content.read(MAX_BODY)
-        return response.status, body
+        # The Probe's head limits, on what aiohttp (within its own) accepted.
+        if len(response.raw_headers) > MAX_HEADERS:
+            raise ProbeError(f"more than {MAX_HEADERS} response headers")
+        if sum(len(k) + len(v) for k, v in response.raw_headers) > MAX_HEAD_BYTES:
+            raise ProbeError(f"response headers over {MAX_HEAD_BYTES // 1024} KiB")
+        chunks: list[bytes] = []
+        size = 0
+        # content.read(n) returns what has arrived, so read until the end or one
+        # byte over the limit (which shows the body is over it).
+        while spec.method != "HEAD" and size <= MAX_BODY:
+            chunk = await response.content.read(MAX_BODY + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return Answer(response.status, b"".join(chunks), response.headers.get("Content-Type", ""))
 
 
 @dataclass(slots=True)
