@@ -37,10 +37,18 @@ from healthmon.keys import (
 )
 from healthmon.metrics import Metrics
 from healthmon.mocks import mock_for
-from healthmon.models import StatusUpdate
+from healthmon.models import now_ms
 from healthmon.page import setup_page
 from healthmon.reload import reloader_context
-from healthmon.status import HttpSnapshot, Resync, Snapshot, StatusBoard, feed
+from healthmon.status import (
+    HttpSnapshot,
+    MonitorSnapshot,
+    Resync,
+    Snapshot,
+    StatusBoard,
+    feed,
+)
+from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
 
@@ -76,8 +84,15 @@ async def _board(app: web.Application) -> AsyncIterator[None]:
         snapshot: Snapshot
         if MONITOR_ROLE in app[PROCESS_ROLES]:
             # Created after the board; looked up when a re-sync is wanted.
-            async def snapshot() -> Sequence[StatusUpdate]:
-                return app[MONITOR].snapshot()
+            async def snapshot() -> Sequence[MonitorSnapshot]:
+                monitor = app[MONITOR]
+                if not monitor.running:
+                    return []
+                return [
+                    MonitorSnapshot(
+                        monitor=monitor.instance_id, ts=now_ms(), services=monitor.snapshot()
+                    )
+                ]
         else:
             session = await stack.enter_async_context(aiohttp.ClientSession())
             snapshot = HttpSnapshot(session, settings.monitor.snapshot_urls)
@@ -86,17 +101,22 @@ async def _board(app: web.Application) -> AsyncIterator[None]:
         resync = Resync(board, snapshot, at_start=MONITOR_ROLE not in app[PROCESS_ROLES])
         broker.on_reconnect.append(resync.trigger)
         broker.on_disconnect.append(board.broker_lost)
+        board.on_missed.append(resync.trigger)
         await stack.enter_async_context(feed(board, broker))
-        task = asyncio.create_task(resync.run())
-        stack.callback(task.cancel)
+        task = supervise("board.resync", resync.run)
+        stack.push_async_callback(_cancel, task)
         yield
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def _heartbeats(app: web.Application) -> AsyncIterator[None]:
-    beats = asyncio.create_task(app[HUB].heartbeats())
+    beats = supervise("hub.heartbeats", app[HUB].heartbeats)
     yield
-    beats.cancel()
-    await asyncio.gather(beats, return_exceptions=True)
+    await _cancel(beats)
 
 
 async def _close_websockets(app: web.Application) -> None:
@@ -134,9 +154,7 @@ def create_app(
     if "mocks" in roles:
         app.cleanup_ctx.append(_mocks)
     if "ws" in roles:
-        board = app[BOARD] = StatusBoard(
-            [s.name for s in settings.services], heartbeat_ms=settings.monitor.heartbeat_ms
-        )
+        board = app[BOARD] = StatusBoard(settings.services, settings.monitor)
         hub = app[HUB] = Hub(
             board,
             web_settings=settings.web,

@@ -8,9 +8,10 @@ never has two checks of its service in flight; a change of the shown state
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -22,8 +23,18 @@ from healthmon.broker import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker, BrokerUnavai
 from healthmon.config import Method, MonitorSettings, ServiceSettings
 from healthmon.health import MAX_BODY as BODY_LIMIT
 from healthmon.health import Verdict, read_answer
-from healthmon.models import CheckResult, Heartbeat, Status, StatusUpdate, now_ms, rounded
+from healthmon.models import (
+    CheckResult,
+    Heartbeat,
+    Observation,
+    Status,
+    StatusUpdate,
+    monotonic_ms,
+    now_ms,
+    rounded,
+)
 from healthmon.probe import MAX_HEAD_BYTES, MAX_HEADERS, Answer, Probe, ProbeError
+from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
 
@@ -237,7 +248,14 @@ class Debounce:
 
 
 class Monitor:
-    """Runs one check loop per service and a heartbeat, publishing to a broker."""
+    """Runs one check loop per service and a heartbeat, publishing to a broker.
+
+    Every observation gets the next number of this monitor's own sequence, so
+    boards order its observations without trusting its wall clock. A change of
+    the shown state or of its details (reason, failing checks) is published at
+    once; every heartbeat repeats every service's current observation, so a
+    board that missed a message corrects itself within one heartbeat.
+    """
 
     def __init__(
         self,
@@ -250,12 +268,16 @@ class Monitor:
         self.broker = broker
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self.specs = {s.name: CheckSpec.resolve(s, settings) for s in services}
-        # The latest check of each service, and its shown state (last change).
-        self.latest: dict[str, CheckResult] = {}
+        # The latest check of each service with its sequence number, and the
+        # shown state (its details follow the latest check of that state).
+        self.latest: dict[str, tuple[CheckResult, int]] = {}
         self.current: dict[str, StatusUpdate] = {}
+        self._sequence = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
         self._watches: dict[str, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        # Start and stop calls apply one at a time, in the order they came.
+        self._switching = asyncio.Lock()
         # Told of every result (metrics); must be quick and must not raise.
         self.observers: list[Callable[[CheckResult], None]] = []
 
@@ -264,50 +286,55 @@ class Monitor:
         return self._heartbeat is not None
 
     async def start(self) -> None:
-        if self.running:
-            return
-        self.latest.clear()
-        self.current.clear()
-        self._session = aiohttp.ClientSession(
-            # No pool limits: each service's loop has at most one check in
-            # flight, so connections are already bounded by the services, and
-            # hundreds of services behind one gateway must not queue for a few.
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
-            timeout=aiohttp.ClientTimeout(total=None),
-            headers={"User-Agent": USER_AGENT},
-        )
-        count = len(self.specs)
-        for index, spec in enumerate(self.specs.values()):
-            # Spread first checks over one interval so they do not all fire
-            # on the same millisecond.
-            self._watch(spec, offset=spec.interval_ms / 1000 * index / count)
-        self._heartbeat = asyncio.create_task(self._heartbeats())
-        log.info("monitor.started", monitor=self.instance_id, services=count)
+        async with self._switching:
+            if self.running:
+                return
+            self.latest.clear()
+            self.current.clear()
+            self._session = aiohttp.ClientSession(
+                # No pool limits: each service's loop has at most one check in
+                # flight, so connections are already bounded by the services, and
+                # hundreds of services behind one gateway must not queue for a few.
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
+                timeout=aiohttp.ClientTimeout(total=None),
+                headers={"User-Agent": USER_AGENT},
+            )
+            count = len(self.specs)
+            for index, spec in enumerate(self.specs.values()):
+                # Spread first checks over one interval so they do not all fire
+                # on the same millisecond.
+                self._watch(spec, offset=spec.interval_ms / 1000 * index / count)
+            self._heartbeat = supervise("monitor.heartbeat", self._heartbeats)
+            log.info("monitor.started", monitor=self.instance_id, services=count)
 
     async def stop(self) -> None:
-        tasks = [*self._watches.values(), *([self._heartbeat] if self._heartbeat else [])]
-        self._watches.clear()
-        self._heartbeat = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if tasks:
-            log.info("monitor.stopped", monitor=self.instance_id)
+        async with self._switching:
+            tasks = [*self._watches.values(), *([self._heartbeat] if self._heartbeat else [])]
+            self._watches.clear()
+            self._heartbeat = None
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
+            if tasks:
+                log.info("monitor.stopped", monitor=self.instance_id)
 
     async def set_services(
         self, services: Iterable[ServiceSettings], settings: MonitorSettings
     ) -> None:
-        """Check these services from now on; unchanged ones keep their loop and state."""
+        """Check these services from now on; unchanged ones keep their loop and state.
+
+        The switch itself happens before the first ``await``: a caller that
+        swaps other parts in the same step sees all of them change together.
+        """
         specs = {s.name: CheckSpec.resolve(s, settings) for s in services}
         self.settings = settings
         stale = [name for name, spec in self.specs.items() if specs.get(name) != spec]
         tasks = [self._watches.pop(name) for name in stale if name in self._watches]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for name in stale:
             self.latest.pop(name, None)
             self.current.pop(name, None)
@@ -316,9 +343,17 @@ class Monitor:
         if self.running:
             for spec in added:
                 self._watch(spec, offset=0.0)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _watch(self, spec: CheckSpec, offset: float) -> None:
-        self._watches[spec.name] = asyncio.create_task(self._loop(spec, offset))
+        first = [offset]
+
+        def run() -> Awaitable[None]:
+            # A restarted loop checks at once: its service waited long enough.
+            start, first[0] = first[0], 0.0
+            return self._loop(spec, start)
+
+        self._watches[spec.name] = supervise(f"check:{spec.name}", run)
 
     async def _loop(self, spec: CheckSpec, offset: float) -> None:
         assert self._session is not None
@@ -346,13 +381,7 @@ class Monitor:
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
             result = await check_once(session, spec, probe)
-            self.latest[spec.name] = result
-            for observe in self.observers:
-                observe(result)
-            if debounce.feed(result.status):
-                _log_change(result, self.current.get(spec.name))
-                self.current[spec.name] = StatusUpdate.from_result(result, self.instance_id)
-                unpublished = True
+            unpublished |= self.record(result, debounce)
             if unpublished:
                 # A failed publish is retried after the next check.
                 unpublished = not await self._publish(self.current[spec.name])
@@ -360,17 +389,61 @@ class Monitor:
             # never by a burst of catch-up checks.
             due = max(due + interval, loop.time())
 
+    def record(self, result: CheckResult, debounce: Debounce) -> bool:
+        """Take one check's result; True when the shown state or its details changed."""
+        name = result.service
+        seq = next(self._sequence)
+        self.latest[name] = (result, seq)
+        for observe in self.observers:
+            observe(result)
+        previous = self.current.get(name)
+        if debounce.feed(result.status):
+            _log_change(result, previous)
+            self.current[name] = StatusUpdate.from_result(result, self.instance_id, seq)
+            return True
+        if previous is None or result.status is not debounce.shown:
+            return False
+        update = StatusUpdate.from_result(result, self.instance_id, seq, since=previous.since)
+        if update.digest == previous.digest:
+            return False
+        # Same state, another why (connection refused, then a 503 "db gone").
+        log.debug("status.details_changed", service=name, reason=result.reason)
+        self.current[name] = update
+        return True
+
+    def observations(self) -> dict[str, Observation]:
+        """Every observed service's shown state as of its latest check."""
+        now = monotonic_ms()
+        found = {}
+        for name, update in self.current.items():
+            result, seq = self.latest[name]
+            found[name] = Observation(
+                seq=seq,
+                status=update.effective_status,
+                since=update.since or update.ts,
+                ts=result.checked_at,
+                age_ms=round(max(0.0, now - result.finished_ms), 1),
+                digest=update.digest,
+            )
+        return found
+
     def snapshot(self) -> list[StatusUpdate]:
         """Every observed service as of its latest check, ``since`` its last change."""
-        return [
-            update.model_copy(
-                update={
-                    "ts": self.latest[name].checked_at,
-                    "latency_ms": rounded(self.latest[name].latency_ms),
-                }
+        now = monotonic_ms()
+        updates = []
+        for name, update in self.current.items():
+            result, seq = self.latest[name]
+            updates.append(
+                update.model_copy(
+                    update={
+                        "ts": result.checked_at,
+                        "latency_ms": rounded(result.latency_ms),
+                        "seq": seq,
+                        "age_ms": round(max(0.0, now - result.finished_ms), 1),
+                    }
+                )
             )
-            for name, update in self.current.items()
-        ]
+        return updates
 
     async def _publish(self, update: StatusUpdate) -> bool:
         try:
@@ -383,19 +456,22 @@ class Monitor:
         return True
 
     async def _heartbeats(self) -> None:
-        period = self.settings.heartbeat_ms / 1000
         while True:
+            # Read every beat: a reload may change the period.
+            settings = self.settings
             beat = Heartbeat(
                 monitor=self.instance_id,
                 ts=now_ms(),
-                interval_ms=self.settings.interval_ms,
-                latency={n: rounded(r.latency_ms) for n, r in self.latest.items()},
+                interval_ms=settings.interval_ms,
+                heartbeat_ms=settings.heartbeat_ms,
+                latency={n: rounded(r.latency_ms) for n, (r, _) in self.latest.items()},
+                observations=self.observations(),
             )
             try:
                 await self.broker.publish(HEARTBEAT_TOPIC, beat.model_dump_json().encode())
             except BrokerUnavailable as exc:
                 log.warning("monitor.heartbeat_failed", error=str(exc))
-            await asyncio.sleep(period)
+            await asyncio.sleep(settings.heartbeat_ms / 1000)
 
 
 def _log_change(result: CheckResult, previous: StatusUpdate | None) -> None:

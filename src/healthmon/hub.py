@@ -17,7 +17,7 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from healthmon.config import ServiceSettings, WebSettings
-from healthmon.models import ServiceState, StatusUpdate, now_ms
+from healthmon.models import ServiceState, now_ms
 from healthmon.origins import origin_allowed
 from healthmon.status import StatusBoard
 
@@ -152,9 +152,10 @@ class Hub:
             "ts": now_ms(),
         }
 
-    def set_services(self, services: Iterable[ServiceSettings]) -> None:
+    def set_services(self, services: Iterable[ServiceSettings], heartbeat_ms: int) -> None:
         """After a reload: every open page gets the new service list as a fresh snapshot."""
         self.service_info = _service_info(services)
+        self.heartbeat_s = heartbeat_ms / 1000
         self.broadcast(self._snapshot())
 
     def show_config_error(self, error: str | None) -> None:
@@ -192,8 +193,10 @@ class Hub:
             # Abort frees the backlog now; a close frame would wait behind it.
             client.abort()
 
-    def _on_change(self, update: StatusUpdate, state: ServiceState) -> None:
-        self.broadcast({"type": "statusUpdate", "data": update.to_wire(), "ts": now_ms()})
+    def _on_change(self, name: str, state: ServiceState) -> None:
+        self.broadcast(
+            {"type": "statusUpdate", "data": self.board.message(name, state), "ts": now_ms()}
+        )
 
     def _on_liveness(self, alive: bool) -> None:
         # Tell pages at once, not at the next tick, so they fall back quickly.
@@ -206,6 +209,9 @@ class Hub:
             "monitor": self._monitor(),
             # Fresh latencies between changes, for the cards and sparklines.
             "latency": self.board.latency,
+            # How old each service's latest check is, and which are stale.
+            "ages": self.board.ages(),
+            "stale": self.board.stale_names(),
         }
 
     def send_heartbeat(self) -> None:

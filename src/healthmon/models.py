@@ -7,8 +7,10 @@ other field is additive, so either side understands the other.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, TypeVar
 
@@ -21,6 +23,11 @@ def now_ms() -> int:
 
 def rounded(latency_ms: float | None) -> float | None:
     return None if latency_ms is None else round(latency_ms, 1)
+
+
+def monotonic_ms() -> float:
+    """For ages and order within one process: a wall-clock step does not move it."""
+    return time.monotonic() * 1000
 
 
 class Status(StrEnum):
@@ -60,6 +67,17 @@ class CheckResult:
     reason: str | None
     checked_at: int
     checks: tuple[FailingCheck, ...] = ()
+    # When the check ended, on this process's monotonic clock: ages are
+    # measured with it, never with the wall clock.
+    finished_ms: float = field(default_factory=monotonic_ms)
+
+
+def details_digest(reason: str | None, checks: tuple[FailingCheck, ...]) -> str:
+    """A short fingerprint of the *why* of a state, so heartbeats can carry it cheaply."""
+    payload = json.dumps(
+        [reason, [c.model_dump(mode="json") for c in checks]], separators=(",", ":")
+    )
+    return hashlib.blake2b(payload.encode(), digest_size=6).hexdigest()
 
 
 class MessageError(ValueError):
@@ -84,6 +102,15 @@ class StatusUpdate(_Wire):
     since: int | None = None
     # The service's own failing checks, worst first.
     checks: tuple[FailingCheck, ...] = ()
+    # The monitor's own sequence number of this observation: which of two
+    # observations from one monitor is newer, whatever its wall clock did.
+    seq: int | None = Field(default=None, ge=0)
+    # How old the check was when this was sent (the monitor's monotonic clock).
+    age_ms: float | None = Field(default=None, ge=0)
+
+    @property
+    def digest(self) -> str:
+        return details_digest(self.reason, self.checks)
 
     @property
     def effective_status(self) -> Status:
@@ -93,7 +120,9 @@ class StatusUpdate(_Wire):
         return Status.UP if self.up else Status.DOWN
 
     @classmethod
-    def from_result(cls, result: CheckResult, monitor: str) -> StatusUpdate:
+    def from_result(
+        cls, result: CheckResult, monitor: str, seq: int, since: int | None = None
+    ) -> StatusUpdate:
         return cls(
             service=result.service,
             up=result.status.is_up,
@@ -102,21 +131,26 @@ class StatusUpdate(_Wire):
             latency_ms=rounded(result.latency_ms),
             reason=result.reason,
             monitor=monitor,
-            since=result.checked_at,
+            since=result.checked_at if since is None else since,
             checks=result.checks,
+            seq=seq,
         )
 
-    def to_wire(self) -> dict[str, object]:
-        """The ``statusUpdate.data`` a browser gets: original fields first."""
-        return {
-            "service": self.service,
-            "up": self.up,
-            "ts": self.ts,
-            "status": self.effective_status.value,
-            "latency_ms": self.latency_ms,
-            "reason": self.reason,
-            "checks": [c.model_dump(mode="json") for c in self.checks],
-        }
+
+class Observation(_Wire):
+    """A monitor's current view of one service, as every heartbeat repeats it.
+
+    Publishing only changes is right for traffic, but a board must not depend
+    on having heard every change from every monitor: this lets it notice what
+    it missed (another status, or another ``digest`` of the reason).
+    """
+
+    seq: int = Field(ge=0)
+    status: Status
+    since: int
+    ts: int
+    age_ms: float = Field(ge=0)
+    digest: str
 
 
 class Heartbeat(_Wire):
@@ -126,8 +160,11 @@ class Heartbeat(_Wire):
     monitor: str
     ts: int
     interval_ms: int | None = None
+    heartbeat_ms: int | None = None
     # The latest check's latency per service: the latency history's samples.
     latency: dict[str, float | None] = {}
+    # Every service's current observation: how boards converge.
+    observations: dict[str, Observation] = {}
 
 
 _M = TypeVar("_M", bound=_Wire)
@@ -145,7 +182,7 @@ def decode(model: type[_M], body: bytes) -> _M:
 
 @dataclass(frozen=True, slots=True)
 class ServiceState:
-    """What the board knows about one service."""
+    """What the board knows about one service, and where it learnt it."""
 
     status: Status = Status.UNKNOWN
     latency_ms: float | None = None
@@ -153,7 +190,22 @@ class ServiceState:
     checked_at: int | None = None
     since: int | None = None
     checks: tuple[FailingCheck, ...] = ()
+    # The observation shown: which monitor made it, its sequence number, and
+    # the digest of its details (None: details known to be out of date).
+    monitor: str | None = None
+    seq: int | None = None
+    digest: str | None = None
+    # The check's age when it arrived, and when it arrived (monotonic ms).
+    age_ms: float = 0.0
+    received_ms: float = 0.0
+    stale: bool = False
 
     @property
     def up(self) -> bool:
         return self.status.is_up
+
+    def age_at(self, now_ms: float) -> float | None:
+        """How old the latest check is now; None when there was none."""
+        if self.checked_at is None:
+            return None
+        return self.age_ms + max(0.0, now_ms - self.received_ms)

@@ -1,14 +1,25 @@
 """The status board: the latest state of every service, fed by the broker.
 
-It applies an observation only when it is newer than what the board holds
-and changes the status, so two monitors, or a restarted one, never make a
-service flicker; and it knows whether a monitor is alive from heartbeats.
+What a page shows must never be silently wrong, so the board
+
+- orders one monitor's observations by that monitor's own sequence number
+  (a wall-clock step cannot reorder them), and observations of different
+  monitors by their check times (the ``ts`` the original also sends);
+- takes every monitor's heartbeat, which repeats its current observation of
+  every service, and corrects itself when it holds something different and
+  older (a change it never heard of, or details it missed);
+- stops trusting a monitor that went silent: whatever it said last may be
+  replaced by any live monitor's observation;
+- marks a service **stale** when its latest check is older than
+  2 * (interval + timeout), measured with monotonic clocks only: the age the
+  monitor stated plus the time since the board received it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp
@@ -16,36 +27,49 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from healthmon.broker import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker
+from healthmon.config import MonitorSettings, ServiceSettings
 from healthmon.history import ServiceHistory
 from healthmon.models import (
     Heartbeat,
     MessageError,
+    Observation,
     ServiceState,
     Status,
     StatusUpdate,
     decode,
+    monotonic_ms,
     now_ms,
 )
+from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
 
-ChangeListener = Callable[[StatusUpdate, ServiceState], None]
+# Told the service's name and its new state whenever what clients see changed.
+ChangeListener = Callable[[str, ServiceState], None]
 LivenessListener = Callable[[bool], None]
 
 # A monitor is alive while its last heartbeat is younger than this many periods.
 STALE_AFTER_HEARTBEATS = 3
+# How often staleness and monitor liveness are looked at.
+SWEEP_MS = 100
+
+
+def stale_after_ms(service: ServiceSettings, defaults: MonitorSettings) -> int:
+    """A check older than this is stale: two full check periods, each with its timeout."""
+    interval = service.interval_ms or defaults.interval_ms
+    timeout = service.timeout_ms or defaults.timeout_ms
+    return 2 * (interval + timeout)
 
 
 class StatusBoard:
-    def __init__(self, names: Sequence[str], *, heartbeat_ms: int) -> None:
-        self._states = {name: ServiceState() for name in names}
-        self._history = {name: ServiceHistory() for name in names}
-        self._unknown = set(self._states)
-        self._stale_after = STALE_AFTER_HEARTBEATS * heartbeat_ms / 1000
-        self._expiry: asyncio.TimerHandle | None = None
+    def __init__(self, services: Sequence[ServiceSettings], monitor: MonitorSettings) -> None:
+        self._states: dict[str, ServiceState] = {}
+        self._history: dict[str, ServiceHistory] = {}
+        self._stale_after: dict[str, int] = {}
+        self._unknown: set[str] = set()
         self.ready = asyncio.Event()
-        if not self._unknown:
-            self.ready.set()
+        # Monitor id → when its last heartbeat arrived (monotonic ms).
+        self._monitors: dict[str, float] = {}
         self.monitor_id: str | None = None
         self.monitor_seen: int | None = None
         self.monitor_alive = False
@@ -53,15 +77,22 @@ class StatusBoard:
         self.latency: dict[str, float | None] = {}
         self.on_change: list[ChangeListener] = []
         self.on_liveness: list[LivenessListener] = []
+        # Asked when the board knows it missed details (a re-sync fetches them).
+        self.on_missed: list[Callable[[], None]] = []
+        self.heartbeat_ms = monitor.heartbeat_ms
+        self.set_services(services, monitor)
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self._states)
 
-    def set_names(self, names: Sequence[str]) -> None:
+    def set_services(self, services: Sequence[ServiceSettings], monitor: MonitorSettings) -> None:
         """Follow a reload: keep known states, add new services as unknown, drop the rest."""
+        names = [s.name for s in services]
         self._states = {name: self._states.get(name, ServiceState()) for name in names}
         self._history = {name: self._history.get(name, ServiceHistory()) for name in names}
+        self._stale_after = {s.name: stale_after_ms(s, monitor) for s in services}
+        self.heartbeat_ms = monitor.heartbeat_ms
         self._unknown = {n for n, state in self._states.items() if state.status is Status.UNKNOWN}
         if self._unknown:
             self.ready.clear()
@@ -71,34 +102,135 @@ class StatusBoard:
     def state(self, name: str) -> ServiceState | None:
         return self._states.get(name)
 
+    # -- taking observations -----------------------------------------------
+
+    def _alive(self, monitor: str | None) -> bool:
+        return monitor is not None and monitor in self._monitors
+
+    def _newer(
+        self, current: ServiceState, monitor: str | None, seq: int | None, ts: int, digest: str
+    ) -> bool:
+        if current.checked_at is None:
+            return True
+        if monitor is not None and monitor == current.monitor:
+            if seq is not None and current.seq is not None:
+                # The same check again is news only when it says more.
+                return seq > current.seq or (seq == current.seq and digest != current.digest)
+            return ts > current.checked_at
+        if current.monitor is not None and not self._alive(current.monitor):
+            # What a silent monitor said last is no better than a live one's word.
+            return monitor is None or self._alive(monitor)
+        return ts > current.checked_at
+
     def apply(self, update: StatusUpdate) -> bool:
-        """Take an observation; True when it changed what clients should see."""
+        """Take a full observation; True when it changed what clients see."""
         current = self._states.get(update.service)
         if current is None:
             log.debug("board.unknown_service", service=update.service)
             return False
+        digest = update.digest
+        if not self._newer(current, update.monitor, update.seq, update.ts, digest):
+            return False
         status = update.effective_status
-        if current.checked_at is not None and update.ts <= current.checked_at:
-            return False
-        if status is current.status:
-            return False
-        state = ServiceState(
+        since = update.since
+        if since is None:
+            since = current.since if status is current.status else update.ts
+        state = dataclasses.replace(
+            current,
             status=status,
             latency_ms=update.latency_ms,
             reason=update.reason,
-            checked_at=update.ts,
-            since=update.since or update.ts,
             checks=update.checks,
+            checked_at=update.ts,
+            since=since,
+            monitor=update.monitor,
+            seq=update.seq,
+            digest=digest,
+            age_ms=update.age_ms or 0.0,
+            received_ms=monotonic_ms(),
         )
-        self._states[update.service] = state
-        self._history[update.service].change(state.since or update.ts, state.up)
-        if self._unknown:
-            self._unknown.discard(update.service)
-            if not self._unknown:
-                self.ready.set()
+        return self._store(update.service, current, state)
+
+    def _observe(self, monitor: str, name: str, obs: Observation) -> None:
+        """A heartbeat's observation: a confirmation, or news the board missed."""
+        current = self._states.get(name)
+        if current is None:
+            return
+        now = monotonic_ms()
+        agrees = obs.status is current.status and obs.digest == current.digest
+        if not self._newer(current, monitor, obs.seq, obs.ts, obs.digest):
+            if agrees and obs.age_ms < (current.age_at(now) or 0.0):
+                # Another live monitor confirms what is shown, more recently.
+                self._store(
+                    name, current, dataclasses.replace(current, age_ms=obs.age_ms, received_ms=now)
+                )
+            return
+        if agrees:
+            state = dataclasses.replace(
+                current,
+                checked_at=obs.ts,
+                monitor=monitor,
+                seq=obs.seq,
+                age_ms=obs.age_ms,
+                received_ms=now,
+            )
+            self._store(name, current, state)
+            return
+        # A change this board never heard of: show the state now, and fetch
+        # its details (the digest says they differ; None until they arrive).
+        log.info(
+            "board.corrected",
+            service=name,
+            monitor=monitor,
+            **{"from": current.status.value, "to": obs.status.value},
+        )
+        same = obs.status is current.status
+        state = dataclasses.replace(
+            current,
+            status=obs.status,
+            reason=current.reason if same else None,
+            checks=current.checks if same else (),
+            checked_at=obs.ts,
+            since=obs.since,
+            monitor=monitor,
+            seq=obs.seq,
+            digest=None,
+            age_ms=obs.age_ms,
+            received_ms=now,
+        )
+        self._store(name, current, state)
+        for missed in self.on_missed:
+            missed()
+
+    def _store(self, name: str, current: ServiceState, state: ServiceState) -> bool:
+        stale = self._is_stale(name, state, state.received_ms)
+        state = dataclasses.replace(state, stale=stale)
+        self._states[name] = state
+        if state.status is not current.status:
+            self._history[name].change(state.since or state.checked_at or now_ms(), state.up)
+            if self._unknown:
+                self._unknown.discard(name)
+                if not self._unknown:
+                    self.ready.set()
+        visible = (
+            state.status is not current.status
+            or state.reason != current.reason
+            or state.checks != current.checks
+            or state.stale is not current.stale
+        )
+        if visible:
+            self._notify(name, state)
+        return visible
+
+    def _notify(self, name: str, state: ServiceState) -> None:
         for listener in self.on_change:
-            listener(update, state)
-        return True
+            listener(name, state)
+
+    def _is_stale(self, name: str, state: ServiceState, now: float) -> bool:
+        age = state.age_at(now)
+        return age is not None and age > self._stale_after.get(name, 0)
+
+    # -- monitors ------------------------------------------------------------
 
     def heartbeat(self, beat: Heartbeat) -> None:
         self.latency = {n: v for n, v in beat.latency.items() if n in self._history}
@@ -106,12 +238,18 @@ class StatusBoard:
             history = self._history.get(name)
             if history is not None:
                 history.sample(latency)
+        self._monitors[beat.monitor] = monotonic_ms()
         self.monitor_id = beat.monitor
         self.monitor_seen = now_ms()
-        loop = asyncio.get_running_loop()
-        if self._expiry is not None:
-            self._expiry.cancel()
-        self._expiry = loop.call_later(self._stale_after, self._set_alive, False)
+        for name, obs in beat.observations.items():
+            self._observe(beat.monitor, name, obs)
+        if not self.monitor_alive:
+            self._set_alive(True)
+
+    def monitor_answered(self, monitor: str) -> None:
+        """A monitor's snapshot arrived: as good a sign of life as a heartbeat."""
+        self._monitors[monitor] = monotonic_ms()
+        self.monitor_id = monitor
         if not self.monitor_alive:
             self._set_alive(True)
 
@@ -125,13 +263,36 @@ class StatusBoard:
 
     def broker_lost(self) -> None:
         """No heartbeat can arrive now: say so at once rather than in 3 s."""
-        if self._expiry is not None:
-            self._expiry.cancel()
+        self._monitors.clear()
         self._set_alive(False)
 
-    def close(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
+    def sweep(self) -> None:
+        """Forget silent monitors; mark services stale (or fresh) as their checks age."""
+        now = monotonic_ms()
+        silent_after = STALE_AFTER_HEARTBEATS * self.heartbeat_ms
+        lost = [m for m, seen in self._monitors.items() if now - seen > silent_after]
+        for monitor in lost:
+            del self._monitors[monitor]
+            log.info("board.monitor_lost", monitor=monitor)
+        if lost:
+            # Its last word may be out of date: ask the live ones.
+            for missed in self.on_missed:
+                missed()
+        if not self._monitors:
+            self._set_alive(False)
+        for name, state in self._states.items():
+            stale = self._is_stale(name, state, now)
+            if stale is not state.stale:
+                state = self._states[name] = dataclasses.replace(state, stale=stale)
+                log.info("status.stale" if stale else "status.fresh", service=name)
+                self._notify(name, state)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_MS / 1000)
+            self.sweep()
+
+    # -- views ---------------------------------------------------------------
 
     def booleans(self) -> dict[str, bool]:
         """The original's snapshot: name → up, for the services observed so far."""
@@ -141,21 +302,45 @@ class StatusBoard:
             if state.status is not Status.UNKNOWN
         }
 
-    def details(self) -> dict[str, dict[str, object]]:
-        now = now_ms()
+    def detail(self, name: str, state: ServiceState, now: int, mono: float) -> dict[str, object]:
+        age = state.age_at(mono)
         return {
-            name: {
-                "status": state.status.value,
-                "up": state.up,
-                "latency_ms": state.latency_ms,
-                "reason": state.reason,
-                "checked_at": state.checked_at,
-                "since": state.since,
-                "checks": [c.model_dump(mode="json") for c in state.checks],
-                "history": self._history[name].to_wire(now),
-            }
-            for name, state in self._states.items()
+            "status": state.status.value,
+            "up": state.up,
+            "latency_ms": state.latency_ms,
+            "reason": state.reason,
+            "checked_at": state.checked_at,
+            "since": state.since,
+            "checks": [c.model_dump(mode="json") for c in state.checks],
+            "stale": state.stale,
+            "age_ms": None if age is None else round(age),
+            "stale_after_ms": self._stale_after.get(name),
+            "history": self._history[name].to_wire(now),
         }
+
+    def details(self) -> dict[str, dict[str, object]]:
+        now, mono = now_ms(), monotonic_ms()
+        return {name: self.detail(name, state, now, mono) for name, state in self._states.items()}
+
+    def message(self, name: str, state: ServiceState) -> dict[str, object]:
+        """``statusUpdate.data`` for browsers: the original's fields first."""
+        return {
+            "service": name,
+            "up": state.up,
+            "ts": state.checked_at,
+            **self.detail(name, state, now_ms(), monotonic_ms()),
+        }
+
+    def ages(self) -> dict[str, int]:
+        mono = monotonic_ms()
+        return {
+            name: round(age)
+            for name, state in self._states.items()
+            if (age := state.age_at(mono)) is not None
+        }
+
+    def stale_names(self) -> list[str]:
+        return [name for name, state in self._states.items() if state.stale]
 
 
 async def _consume_statuses(board: StatusBoard, messages: AsyncIterator[bytes]) -> None:
@@ -182,7 +367,7 @@ async def _consume_heartbeats(board: StatusBoard, messages: AsyncIterator[bytes]
 
 @contextlib.asynccontextmanager
 async def feed(board: StatusBoard, broker: Broker) -> AsyncIterator[None]:
-    """Keep ``board`` fed from ``broker`` while the context is open.
+    """Keep ``board`` fed from ``broker``, and its staleness swept, while open.
 
     Subscriptions are open before this yields, so nothing published after
     that is missed.
@@ -192,8 +377,9 @@ async def feed(board: StatusBoard, broker: Broker) -> AsyncIterator[None]:
         broker.subscribe(HEARTBEAT_TOPIC) as heartbeats,
     ):
         tasks = [
-            asyncio.create_task(_consume_statuses(board, statuses)),
-            asyncio.create_task(_consume_heartbeats(board, heartbeats)),
+            supervise("board.statuses", lambda: _consume_statuses(board, statuses)),
+            supervise("board.heartbeats", lambda: _consume_heartbeats(board, heartbeats)),
+            supervise("board.sweep", board.run),
         ]
         try:
             yield
@@ -201,10 +387,9 @@ async def feed(board: StatusBoard, broker: Broker) -> AsyncIterator[None]:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            board.close()
 
 
-Snapshot = Callable[[], Awaitable[Sequence[StatusUpdate]]]
+Snapshot = Callable[[], Awaitable[Sequence["MonitorSnapshot"]]]
 
 
 class MonitorSnapshot(BaseModel):
@@ -216,32 +401,46 @@ class MonitorSnapshot(BaseModel):
 
 
 class HttpSnapshot:
-    """Fetch statuses from the first monitor that answers, over HTTP."""
+    """Fetch statuses from every monitor that answers, over HTTP.
+
+    All of them, not the first: the board keeps the newest observation of
+    each service, whichever monitor made it.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, urls: Sequence[str]) -> None:
         self.session = session
         self.urls = tuple(urls)
 
-    async def __call__(self) -> Sequence[StatusUpdate]:
+    async def _one(self, url: str) -> MonitorSnapshot:
+        async with self.session.get(
+            f"{url}/api/statuses", timeout=aiohttp.ClientTimeout(total=2)
+        ) as response:
+            response.raise_for_status()
+            body = await response.read()
+        return MonitorSnapshot.model_validate_json(body)
+
+    async def __call__(self) -> Sequence[MonitorSnapshot]:
+        results = await asyncio.gather(
+            *(self._one(url) for url in self.urls), return_exceptions=True
+        )
+        found = [r for r in results if isinstance(r, MonitorSnapshot)]
+        if found:
+            return found
         errors = []
-        for url in self.urls:
-            try:
-                async with self.session.get(
-                    f"{url}/api/statuses", timeout=aiohttp.ClientTimeout(total=2)
-                ) as response:
-                    response.raise_for_status()
-                    body = await response.read()
-                return MonitorSnapshot.model_validate_json(body).services
-            except (aiohttp.ClientError, TimeoutError, ValidationError) as exc:
-                errors.append(f"{url}: {type(exc).__name__}: {exc}")
+        for url, result in zip(self.urls, results, strict=True):
+            expected = aiohttp.ClientError | TimeoutError | ValidationError | OSError
+            if isinstance(result, BaseException) and not isinstance(result, expected):
+                raise result
+            errors.append(f"{url}: {type(result).__name__}: {result}")
         raise ConnectionError("; ".join(errors) or "no monitor URL configured")
 
 
 class Resync:
-    """Brings the board up to date from a monitor's snapshot when asked.
+    """Brings the board up to date from the monitors' snapshots when asked.
 
-    Asked at start (a process that did not see the monitor's first results)
-    and whenever the broker comes back (messages in between are lost).
+    Asked at start (a process that did not see the monitors' first results),
+    whenever the broker comes back (messages in between are lost), when a
+    monitor goes silent and when a heartbeat shows details the board missed.
     Retries with bounded backoff until a snapshot arrives.
     """
 
@@ -262,12 +461,15 @@ class Resync:
             delay = 0.2
             while True:
                 try:
-                    updates = await self.snapshot()
+                    snapshots = await self.snapshot()
                 except (ConnectionError, OSError) as exc:
                     log.warning("board.resync_failed", error=str(exc), retry_in_s=delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
                     continue
-                changed = sum(self.board.apply(update) for update in updates)
-                log.info("board.resynced", services=len(updates), changed=changed)
+                changed = 0
+                for snapshot in snapshots:
+                    self.board.monitor_answered(snapshot.monitor)
+                    changed += sum(self.board.apply(update) for update in snapshot.services)
+                log.info("board.resynced", monitors=len(snapshots), changed=changed)
                 break
