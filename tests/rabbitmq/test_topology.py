@@ -296,3 +296,30 @@ async def test_two_monitors_do_not_flicker(topology: Topology) -> None:
         if message["type"] == "statusUpdate":
             assert message["data"]["service"] != "billing", message
         beats += message["type"] == "heartbeat"
+
+
+async def test_a_stuck_monitor_turns_every_card_stale_then_fresh(topology: Topology) -> None:
+    """A monitor stopped with SIGSTOP: each service turns stale within the bound, fresh after."""
+    await topology.mocks()
+    monitor = await topology.monitor().start()
+    ws = await topology.ws().start()
+    client, snapshot = await topology.client(ws)
+    assert not any(s["stale"] for s in snapshot["services"].values())
+    monitor.send(signal.SIGSTOP)
+    try:
+        stale: set[str] = set()
+        # Stale after 2 * (200 + 1000) ms; the sweep and a heartbeat more at most.
+        async with asyncio.timeout(2.4 + 0.3 + 1.0):
+            while stale != set(NAMES):
+                message = await client.next(WAIT_S)
+                if message["type"] == "statusUpdate" and message["data"]["stale"]:
+                    stale.add(message["data"]["service"])
+                    assert message["data"]["up"] is True  # the last known state stays
+    finally:
+        monitor.send(signal.SIGCONT)
+    fresh: set[str] = set()
+    async with asyncio.timeout(WAIT_S):
+        while fresh != set(NAMES):
+            message = await client.next(WAIT_S)
+            if message["type"] == "statusUpdate" and message["data"]["stale"] is False:
+                fresh.add(message["data"]["service"])
