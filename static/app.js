@@ -13,7 +13,9 @@
   var BACKOFF_CAP_MS = 10000;
   var LOG_CAP = 200;
   var SAMPLES = 60; // the history area's last 60 s: one latency sample a heartbeat
-  var HISTORY_REFRESH_MS = 60000; // uptime from GET /api/services about once a minute
+  var META_REFRESH_MS = 60000; // mocks, modes, config error (and the server's uptime) once a minute
+  var UPTIME_WINDOW_MS = 3600000; // "Uptime (1 h)", as src/healthmon/history.py
+  var MAX_CHANGES = 2048; // as src/healthmon/history.py
   var CHECKS_SHOWN = 3;
   var WORDS = { up: "Up", degraded: "Degraded", down: "Down", unknown: "Unknown" };
   var SHAPES = { up: "✓", degraded: "▲", down: "✕", unknown: "?" };
@@ -38,6 +40,10 @@
     lastPollAt: null,
     reconnectAt: null,
     configError: boot.config_error || null,
+    // The oldest "since" the server has sent: about when its board first saw
+    // its services (a service that never changed began then), so how far back
+    // its uptime figures reach. Its own history stays on the server.
+    boardSince: null,
     log: [],
   };
   var listeners = [];
@@ -55,8 +61,8 @@
 
   // A service entry from a snapshot or GET /api/services (the same shape,
   // though a snapshot carries no "mock" or "mode": those stay unknown until
-  // the next GET /api/services says).
-  function newService(s, freshAt) {
+  // the next GET /api/services says), received at ``now``.
+  function newService(s, now) {
     var svc = {
       name: s.name,
       url: s.url,
@@ -70,13 +76,99 @@
       reason: s.reason,
       checks: normChecks(s.checks),
       since: s.since,
-      freshAt: freshAt,
+      // Freshness. The server says how old its latest check is (age_ms) and
+      // whether that is too old (stale); the page keeps the time of that
+      // check on its own clock (receipt − age), and the time of its own last
+      // check when it polls. Wall clocks are never compared across machines.
+      staleAfterMs: defaultStaleAfter(),
+      pushFreshAt: null, // this page's clock: when the server's latest check was made
+      pollFreshAt: null, // this page's clock: its own latest check (fallback)
+      serverStale: false,
+      wasStale: false, // what the card showed last, to announce the change once
       source: "snapshot",
-      uptime: null,
+      // Uptime: the status changes this page knows ([ts, up], oldest first),
+      // after an optional base from the server's figure (see uptimeOf).
+      changes: [],
+      base: null,
       samples: [], // {at, latency, status}, oldest first, at most SAMPLES
     };
-    takeHistory(svc, s.history, Date.now());
+    takeFreshness(svc, s, now);
+    if (svc.status !== "unknown") addChange(svc, svc.since || now, svc.status);
+    takeHistory(svc, s.history, now);
     return svc;
+  }
+
+  // A service is stale after 2 × (interval + timeout) without a check, unless
+  // the server says otherwise per service (stale_after_ms).
+  function defaultStaleAfter() { return 2 * (store.intervalMs + store.timeoutMs); }
+
+  // The server's word on one service's freshness, received at ``now``:
+  // {stale, age_ms, stale_after_ms} from a snapshot, the API or a status update.
+  function takeFreshness(svc, s, now) {
+    if (typeof s.stale_after_ms === "number" && s.stale_after_ms > 0) svc.staleAfterMs = s.stale_after_ms;
+    if (typeof s.age_ms === "number") svc.pushFreshAt = now - Math.max(0, s.age_ms);
+    if (typeof s.stale === "boolean") svc.serverStale = s.stale;
+  }
+
+  // When the latest check this page knows of was made (its own or the server's).
+  function freshAt(svc) {
+    if (svc.pushFreshAt === null) return svc.pollFreshAt;
+    if (svc.pollFreshAt === null) return svc.pushFreshAt;
+    return Math.max(svc.pushFreshAt, svc.pollFreshAt);
+  }
+
+  // Stale: the state shown is not backed by a recent check. The page's own
+  // fresh check (fallback polling) settles it; otherwise the server saying
+  // so, or the page's own count (the socket may have gone quiet), does.
+  function isStale(svc, now) {
+    if (svc.status === "unknown") return false;
+    if (svc.pollFreshAt !== null && now - svc.pollFreshAt <= svc.staleAfterMs) return false;
+    if (svc.pushFreshAt === null) return true;
+    return svc.serverStale || now - svc.pushFreshAt > svc.staleAfterMs;
+  }
+
+  // ---- uptime: the same time-weighted sum as src/healthmon/history.py ----
+  function isUp(status) { return status === "up" || status === "degraded"; }
+
+  function addChange(svc, ts, status) {
+    if (status === "unknown") return;
+    var list = svc.changes;
+    var last = list.length ? list[list.length - 1] : null;
+    if (last && last[0] > ts) ts = last[0]; // never before a change already known
+    if (last && last[1] === isUp(status)) return; // up ↔ degraded: the same for uptime
+    list.push([ts, isUp(status)]);
+    if (list.length > MAX_CHANGES) list.splice(0, list.length - MAX_CHANGES);
+  }
+
+  // Percent of the known part of the last hour spent up (or degraded), or
+  // null when nothing is known. ``svc.base`` stands for what the server knew
+  // before this page's own changes start: its figure (upFrac) over the span
+  // it covered (knownMs), sliding out of the window as time passes.
+  function uptimeOf(svc, now) {
+    var start = now - UPTIME_WINDOW_MS;
+    var list = svc.changes;
+    while (list.length > 1 && list[1][0] <= start) list.shift();
+    var upMs = 0;
+    var knownMs = 0;
+    var base = svc.base;
+    if (base) {
+      var kept = Math.max(0, Math.min(base.knownMs, UPTIME_WINDOW_MS - (now - base.at)));
+      knownMs += kept;
+      upMs += kept * base.upFrac;
+    }
+    if (!list.length && !base) return null;
+    for (var i = 0; i < list.length; i++) {
+      var begin = Math.max(list[i][0], start);
+      var end = i + 1 < list.length ? list[i + 1][0] : now;
+      var span = Math.max(0, end - begin);
+      knownMs += span;
+      if (list[i][1]) upMs += span;
+    }
+    if (knownMs === 0) {
+      if (list.length) return list[list.length - 1][1] ? 100 : 0;
+      return Math.round(base.upFrac * 10000) / 100;
+    }
+    return Math.round(10000 * upMs / knownMs) / 100;
   }
 
   // Failing checks, worst first; the Status enum's degraded/down read as warn/fail.
@@ -99,7 +191,7 @@
   // itself at about that time, if anything.
   function takeHistory(svc, history, now) {
     if (!history || typeof history !== "object") return;
-    if (history.uptime_1h === null || typeof history.uptime_1h === "number") svc.uptime = history.uptime_1h;
+    takeUptime(svc, history, now);
     if (!Array.isArray(history.latency)) return;
     var seen = svc.samples;
     var list = history.latency.slice(-SAMPLES);
@@ -113,15 +205,44 @@
     });
   }
 
+  // The oldest "since" among services the server describes (see boardSince).
+  function noteSince(list) {
+    list.forEach(function (s) {
+      if (s && typeof s.since === "number" && (store.boardSince === null || s.since < store.boardSince)) {
+        store.boardSince = s.since;
+      }
+    });
+  }
+
+  // The server's uptime. Its list of changes, when sent, replaces this page's
+  // (exact). Otherwise its figure becomes the base the page's own changes
+  // from now on are added to, over the span the server knew: the hour, or
+  // less when its board is younger (since its oldest "since").
+  function takeUptime(svc, history, now) {
+    if (Array.isArray(history.changes)) {
+      svc.base = null;
+      svc.changes = history.changes.filter(function (c) {
+        return Array.isArray(c) && typeof c[0] === "number";
+      }).map(function (c) { return [c[0], !!c[1]]; }).slice(-MAX_CHANGES);
+      if (svc.status !== "unknown") addChange(svc, svc.since || now, svc.status);
+      return;
+    }
+    if (typeof history.uptime_1h !== "number") return;
+    var knownMs = typeof history.known_ms === "number" ? history.known_ms
+      : store.boardSince !== null ? Math.max(0, Math.min(UPTIME_WINDOW_MS, now - store.boardSince)) : UPTIME_WINDOW_MS;
+    svc.base = { at: now, upFrac: history.uptime_1h / 100, knownMs: knownMs };
+    svc.changes = svc.status === "unknown" ? [] : [[now, isUp(svc.status)]];
+  }
+
   function addSample(svc, latency, status, now) {
     svc.samples.push({ at: now, latency: typeof latency === "number" ? latency : null, status: status });
     if (svc.samples.length > SAMPLES) svc.samples.splice(0, svc.samples.length - SAMPLES);
   }
 
+  noteSince(boot.services || []);
   (boot.services || []).forEach(function (s) {
     store.order.push(s.name);
-    // The server's answer is as fresh as the monitor behind it.
-    store.services[s.name] = newService(s, boot.monitor && boot.monitor.alive ? loadedAt : null);
+    store.services[s.name] = newService(s, loadedAt);
   });
 
   var logSeq = 0;
@@ -132,9 +253,15 @@
   }
 
   // Apply one observation of a service; logs and announces real changes.
+  // ``obs.checkedAt`` (this page's clock) is when the check was made; a
+  // pushed check older than the page's own is news to no one.
   function observe(name, obs, source) {
     var svc = store.services[name];
     if (!svc) return;
+    var now = Date.now();
+    var checkedAt = typeof obs.checkedAt === "number" ? obs.checkedAt : now;
+    if (source === "poll") svc.pollFreshAt = now;
+    else if (svc.pollFreshAt !== null && checkedAt < svc.pollFreshAt) { changed(); return; }
     var status = WORDS[obs.status] ? obs.status : "unknown";
     var from = svc.status;
     svc.latencyMs = obs.latencyMs !== undefined ? obs.latencyMs : svc.latencyMs;
@@ -142,11 +269,11 @@
     if (status === "up") svc.checks = [];
     else if (obs.checks !== undefined) svc.checks = normChecks(obs.checks);
     else if (status !== from) svc.checks = []; // an observation without checks (no body)
-    svc.freshAt = Date.now();
     svc.source = source;
     if (status !== from) {
       svc.status = status;
-      svc.since = obs.since || Date.now();
+      svc.since = obs.since || now;
+      addChange(svc, svc.since, status);
       // First knowledge (unknown → x) is not a change worth a log line.
       if (from !== "unknown") {
         addLog(svc, from, status, source, svc.reason);
@@ -158,20 +285,28 @@
     changed();
   }
 
+  // A snapshot or GET /api/services document, received at ``now``.
   function applySnapshot(services, source) {
     var now = Date.now();
+    noteSince(Object.keys(services).map(function (name) { return services[name]; }));
     Object.keys(services).forEach(function (name) {
       var s = services[name];
-      if (!s || !s.status || s.status === "unknown") return;
-      observe(name, { status: s.status, latencyMs: s.latency_ms, reason: s.reason, since: s.since, checks: s.checks }, source);
-      if (store.services[name]) takeHistory(store.services[name], s.history, now);
+      var svc = store.services[name];
+      if (!svc || !s || !s.status || s.status === "unknown") return;
+      var checkedAt = typeof s.age_ms === "number" ? now - s.age_ms : now;
+      // Freshness first, unless this page's own check is newer than the server's.
+      if (svc.pollFreshAt === null || checkedAt >= svc.pollFreshAt) takeFreshness(svc, s, now);
+      observe(name, {
+        status: s.status, latencyMs: s.latency_ms, reason: s.reason, since: s.since, checks: s.checks, checkedAt: checkedAt,
+      }, source);
+      takeHistory(svc, s.history, now);
     });
   }
 
   // Follow the server's set of services (a config reload, or a reload missed
   // while the socket was down): new ones get a card, removed ones lose theirs;
   // every other card, the log and the focus stay as they are.
-  function reconcile(list, freshAt) {
+  function reconcile(list, now) {
     var names = list.map(function (s) { return s.name; });
     var added = [];
     var removed = store.order.filter(function (name) { return names.indexOf(name) < 0; });
@@ -182,7 +317,7 @@
     list.forEach(function (s) {
       var svc = store.services[s.name];
       if (!svc) {
-        store.services[s.name] = newService(s, freshAt);
+        store.services[s.name] = newService(s, now);
         added.push(s.name);
         return;
       }
@@ -415,14 +550,14 @@
         var list = Object.keys(msg.services).map(function (name) {
           return Object.assign({ name: name }, msg.services[name]);
         });
+        noteSince(list);
         // A snapshot does not say which services are mocks: the
         // refreshControls() below asks GET /api/services.
-        reconcile(list, store.monitor.alive ? now : null);
+        reconcile(list, now);
       }
       // A snapshot from a board no monitor feeds is stale; polling knows better.
       if (store.monitor.alive !== false && msg.services) {
         applySnapshot(msg.services, "push");
-        markFresh(now);
       } else if (store.monitor.alive !== false && msg.data) {
         Object.keys(msg.data).forEach(function (name) {
           observe(name, { status: msg.data[name] ? "up" : "down" }, "push");
@@ -433,8 +568,16 @@
       if (wasAlive === false && store.monitor.alive) scheduleResync();
     } else if (msg.type === "statusUpdate" && msg.data) {
       var d = msg.data;
+      var svc = store.services[d.service];
+      if (!svc) return;
       var status = d.status || (d.up ? "up" : "down");
-      observe(d.service, { status: status, latencyMs: d.latency_ms, reason: d.reason, since: d.ts, checks: d.checks }, "push");
+      var checkedAt = typeof d.age_ms === "number" ? now - d.age_ms : now;
+      if (svc.pollFreshAt === null || checkedAt >= svc.pollFreshAt) takeFreshness(svc, d, now);
+      // "since" is when the status began: a new reason alone does not move it.
+      observe(d.service, {
+        status: status, latencyMs: d.latency_ms, reason: d.reason, since: d.since || d.ts, checks: d.checks, checkedAt: checkedAt,
+      }, "push");
+      takeHistory(svc, d.history, now);
       if (controlsOpen()) refreshControlsSoon();
     } else if (msg.type === "configError") {
       setConfigError(msg.error);
@@ -442,10 +585,8 @@
       store.lastBeatAt = now;
       var before = store.monitor.alive;
       if (msg.monitor) store.monitor = msg.monitor;
-      if (store.monitor.alive) {
-        markFresh(now);
-        takeLatencies(msg.latency, now);
-      }
+      takeAges(msg.ages, msg.stale, now);
+      if (store.monitor.alive) takeLatencies(msg.latency, now);
       if (before === false && store.monitor.alive) scheduleResync();
       if (before !== store.monitor.alive) refreshControls();
       evaluate();
@@ -454,22 +595,37 @@
   }
 
   // Each heartbeat carries every service's latest check latency: the card's
-  // latency and one more point on its sparkline.
+  // latency and one more point on its sparkline (a gap, marked stale, when
+  // that latency is not from a fresh check).
   function takeLatencies(latency, now) {
     if (!wsReady || !latency || typeof latency !== "object") return;
     store.order.forEach(function (name) {
       if (!(name in latency)) return;
       var svc = store.services[name];
       var value = latency[name];
+      if (isStale(svc, now)) {
+        addSample(svc, null, "stale", now);
+        return;
+      }
       if (typeof value === "number") svc.latencyMs = value;
       addSample(svc, value, svc.status, now);
     });
   }
 
-  // While the monitor is alive and heartbeats arrive, the board is current.
-  function markFresh(now) {
-    if (!wsReady || store.monitor.alive === false) return;
-    store.order.forEach(function (name) { store.services[name].freshAt = now; });
+  // Each heartbeat also says how old every service's latest check is, and
+  // which are stale: per service, never one verdict for the whole board.
+  function takeAges(ages, stale, now) {
+    if (!wsReady) return;
+    var staleNames = Array.isArray(stale) ? stale : [];
+    store.order.forEach(function (name) {
+      var svc = store.services[name];
+      var age = ages && typeof ages === "object" ? ages[name] : undefined;
+      if (typeof age !== "number") return;
+      var checkedAt = now - Math.max(0, age);
+      if (svc.pollFreshAt !== null && checkedAt < svc.pollFreshAt) return; // this page's check is newer
+      svc.pushFreshAt = checkedAt;
+      svc.serverStale = staleNames.indexOf(name) >= 0;
+    });
   }
 
   // After the monitor comes back, its first round reaches the board within
@@ -556,10 +712,10 @@
     var h = Math.floor(m / 60);
     return h + " h " + (m % 60) + " min";
   }
-  function staleAfter() { return Math.max(2 * store.intervalMs, 2 * POLL_EVERY_MS) + POLL_TIMEOUT_MS; }
-  function isStale(svc, now) {
-    if (svc.status === "unknown") return false;
-    return svc.freshAt === null || now - svc.freshAt > staleAfter();
+  // "4 s" since the latest check this page knows of (its own or the server's).
+  function staleFor(svc, now) {
+    var at = freshAt(svc);
+    return at === null ? "an unknown time" : ago(at, now);
   }
 
   function setPill(el, status) {
@@ -568,7 +724,8 @@
     $(el, ".word").textContent = WORDS[status];
   }
 
-  function setGate(card, svc) {
+  // Stale, the gate stays as it was last known, and its legend says so.
+  function setGate(card, svc, stale, now) {
     var gate = $(card, "[data-role=gate]");
     var legend = $(card, "[data-role=gate-reason]");
     var down = svc.status === "down";
@@ -579,14 +736,18 @@
     var form = $(card, "[data-action=form]");
     form.setAttribute("aria-disabled", down ? "true" : "false");
     gate.setAttribute("data-gate", down ? "disabled" : svc.status === "degraded" ? "warning" : "enabled");
-    if (down) {
-      legend.textContent = "✕ Unavailable — " + svc.name + " is down" + (svc.reason ? " (" + svc.reason + ")" : "");
+    gate.setAttribute("data-stale", stale ? "true" : "false");
+    if (stale) {
+      setText(legend, SHAPES[svc.status] + " Last known: " + svc.status + (down && svc.reason ? " (" + svc.reason + ")" : "") +
+        " · not confirmed for " + staleFor(svc, now));
+    } else if (down) {
+      setText(legend, "✕ Unavailable — " + svc.name + " is down" + (svc.reason ? " (" + svc.reason + ")" : ""));
     } else if (svc.status === "degraded") {
-      legend.textContent = "▲ Warning — " + svc.name + " is degraded; answers may be slow or partial";
+      setText(legend, "▲ Warning — " + svc.name + " is degraded; answers may be slow or partial");
     } else if (svc.status === "unknown") {
-      legend.textContent = "Available — status not checked yet";
+      setText(legend, "Available — status not checked yet");
     } else {
-      legend.textContent = "Available";
+      setText(legend, "Available");
     }
   }
 
@@ -594,17 +755,27 @@
     var card = cardOf(svc.name);
     if (!card) return;
     var stale = isStale(svc, now);
+    if (stale !== svc.wasStale) {
+      // Once per change, never the ticking count.
+      if (stale) announce(svc.name + ": no fresh check; showing the last known state, " + svc.status + ".");
+      else if (svc.status !== "unknown") announce(svc.name + " checked again: " + svc.status + ".");
+      svc.wasStale = stale;
+    }
     card.setAttribute("data-status", svc.status);
     card.setAttribute("data-stale", stale ? "true" : "false");
     setPill($(card, "[data-role=state]"), svc.status);
+    var staleNote = $(card, "[data-role=stale]");
+    staleNote.hidden = !stale;
+    setText($(staleNote, ".stale-text"), stale ? "Stale — no fresh check for " + staleFor(svc, now) : "");
     var since = $(card, "[data-role=since]");
-    if (svc.status === "unknown") since.textContent = "Waiting for the first check";
-    else if (svc.since) since.textContent = WORDS[svc.status] + " for " + ago(svc.since, now) + " (since " + clock(svc.since) + ")";
-    else since.textContent = WORDS[svc.status];
+    if (svc.status === "unknown") setText(since, "Waiting for the first check");
+    else if (stale) setText(since, "Last known: " + WORDS[svc.status] + (svc.since ? " since " + clock(svc.since) : ""));
+    else if (svc.since) setText(since, WORDS[svc.status] + " for " + ago(svc.since, now) + " (since " + clock(svc.since) + ")");
+    else setText(since, WORDS[svc.status]);
     // Live, every heartbeat refreshes the latency: no "confirmed" needed.
     var latency = "Latency " + (typeof svc.latencyMs === "number" ? Math.round(svc.latencyMs) + " ms" : "—");
     var fresh = "";
-    if (stale) fresh = " · stale: last check " + (svc.freshAt ? ago(svc.freshAt, now) + " ago" : "unknown");
+    if (stale) fresh = " · last known";
     else if (svc.source === "poll") fresh = " · measured by this page";
     setText($(card, "[data-role=latency]"), latency);
     setText($(card, "[data-role=freshness]"), fresh);
@@ -612,8 +783,8 @@
     reason.hidden = !svc.reason;
     setText(reason, svc.reason ? "Reason: " + svc.reason : "");
     renderChecks($(card, "[data-role=checks]"), svc);
-    setGate(card, svc);
-    renderHistory(card, svc);
+    setGate(card, svc, stale, now);
+    renderHistory(card, svc, now);
   }
 
   function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
@@ -670,8 +841,8 @@
     cell.setAttribute("class", "band band-" + status);
     return cell;
   }
-  function renderHistory(card, svc) {
-    var up = svc.uptime;
+  function renderHistory(card, svc, now) {
+    var up = uptimeOf(svc, now);
     setText($(card, "[data-role=uptime]").firstChild, "Uptime " + (typeof up === "number" ? up.toFixed(2) + " %" : "—") + " ");
     var samples = svc.samples;
     var key = samples.length ? samples.length + ":" + samples[samples.length - 1].at + ":" + samples[0].at + ":" + samples[samples.length - 1].status : "0";
@@ -722,19 +893,24 @@
   function renderSummary(now) {
     var counts = { down: 0, degraded: 0, unknown: 0, up: 0 };
     var worst = "up";
+    var stale = 0;
     store.order.forEach(function (name) {
-      var s = store.services[name].status;
+      var svc = store.services[name];
+      var s = svc.status;
       counts[s] += 1;
       if (RANK[s] > RANK[worst]) worst = s;
+      if (isStale(svc, now)) stale += 1;
     });
     var head = worst === "down" ? "Outage" : worst === "degraded" ? "Partially degraded"
-      : worst === "unknown" ? "Checking…" : "All systems up";
+      : worst === "unknown" ? "Checking…" : stale ? "Last known: all up" : "All systems up";
     var summary = document.getElementById("summary");
     summary.setAttribute("data-worst", worst);
-    $(summary, ".summary-head").textContent = SHAPES[worst] + " " + head;
+    summary.setAttribute("data-stale", String(stale));
+    setText($(summary, ".summary-head"), SHAPES[worst] + " " + head);
     var parts = [];
     ["down", "degraded", "unknown", "up"].forEach(function (k) { if (counts[k]) parts.push(counts[k] + " " + k); });
-    $(summary, ".summary-counts").textContent = parts.join(" · ");
+    if (stale) parts.push("◷ " + stale + " stale");
+    setText($(summary, ".summary-counts"), parts.join(" · "));
     var title = counts.down ? "(" + counts.down + " down) healthmon"
       : counts.degraded ? "(" + counts.degraded + " degraded) healthmon" : "healthmon";
     if (document.title !== title) document.title = title;
@@ -851,8 +1027,9 @@
     changed();
   }, 1000);
 
-  // About once a minute: uptime (and mocks, config error) from the API.
-  window.setInterval(refreshControls, HISTORY_REFRESH_MS);
+  // About once a minute: mocks, config error and the server's uptime from
+  // the API (the page's own uptime moves every second and every change).
+  window.setInterval(refreshControls, META_REFRESH_MS);
 
   // ---- the modal --------------------------------------------------------
   var openers = {};
@@ -866,7 +1043,12 @@
       setPill($(dialog, "[data-role=state]"), svc.status);
       var alert = $(dialog, "[data-role=modal-alert]");
       var text = "";
-      if (svc.status === "down") {
+      var stale = isStale(svc, Date.now());
+      if (stale) {
+        // A role=alert: no ticking count here, the card has it.
+        text = "◷ No fresh check of " + name + "; last known: " + svc.status +
+          (svc.reason ? " (" + svc.reason + ")" : "") + ". What is shown may be out of date.";
+      } else if (svc.status === "down") {
         text = "✕ " + name + " is down" + (svc.reason ? " (" + svc.reason + ")" : "") +
           ". What is shown below may be out of date; fetching again will fail until it is back.";
       } else if (svc.status === "degraded") {
@@ -875,6 +1057,7 @@
       if (alert.textContent !== text) alert.textContent = text;
       alert.hidden = !text;
       alert.setAttribute("data-status", svc.status);
+      alert.setAttribute("data-stale", stale ? "true" : "false");
       dialog.setAttribute("data-status", svc.status);
     });
   }
@@ -1154,7 +1337,8 @@
   // snapshots decide that, in order), mocks and modes, uptime, config error.
   function applyMeta(doc) {
     if (!doc || !Array.isArray(doc.services)) return;
-    if (store.connection !== "live") reconcile(doc.services, null);
+    if (store.connection !== "live") reconcile(doc.services, Date.now());
+    noteSince(doc.services);
     doc.services.forEach(function (s) {
       var svc = store.services[s.name];
       if (!svc) return;
@@ -1163,9 +1347,7 @@
         svc.mode = s.mode;
         syncControlRow(svc);
       }
-      if (s.history && (s.history.uptime_1h === null || typeof s.history.uptime_1h === "number")) {
-        svc.uptime = s.history.uptime_1h;
-      }
+      if (s.history) takeUptime(svc, s.history, Date.now());
     });
     if ("config_error" in doc) setConfigError(doc.config_error);
     applyControls(doc);
