@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import aiohttp
 import pytest
+from aiohttp.test_utils import unused_port
+from structlog.testing import capture_logs
 
+from healthmon.config import ServiceSettings
+from healthmon.errors import StartupError
+from healthmon.mocks import MockService, Mode
 from tests.support import System
+
+
+def solo(port: int) -> MockService:
+    service = ServiceSettings(name="solo", url=f"http://127.0.0.1:{port}", mock=True)
+    return MockService(service, cors_origins=(), slow_ms=10)
 
 
 async def test_data_payloads_are_the_originals(system: System) -> None:
@@ -104,3 +117,32 @@ async def test_cors_configured_origin_and_foreign_origin(system: System) -> None
     preflight = {"Origin": foreign, "Access-Control-Request-Method": "GET"}
     async with system.session.options(auth.health_url, headers=preflight) as response:
         assert response.status == 403
+
+
+async def test_modes_set_together_apply_in_call_order(session: aiohttp.ClientSession) -> None:
+    """set_mode calls made together apply one by one, in call order, and the last one stays."""
+    mock = solo(unused_port())
+    await mock.start()
+    order = [Mode.DOWN, Mode.UP, Mode.DOWN, Mode.ERROR, Mode.DOWN, Mode.UP, Mode.DOWN]
+    try:
+        with capture_logs() as logs:
+            await asyncio.gather(*(mock.set_mode(mode) for mode in order))
+        assert [e["to"] for e in logs if e["event"] == "mock.mode"] == [m.value for m in order]
+        assert (mock.mode, mock.listening) == (Mode.DOWN, False)
+        with pytest.raises(aiohttp.ClientConnectorError):
+            async with session.get(mock.service.health_url):
+                pass
+    finally:
+        await mock.stop()
+
+
+async def test_a_mode_that_cannot_listen_leaves_the_mock_as_it_was() -> None:
+    """Switching up a mock whose port was taken fails and the mock still says down."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        mock = solo(taken.getsockname()[1])
+        await mock.set_mode(Mode.DOWN)
+        with pytest.raises(StartupError, match="cannot listen"):
+            await mock.set_mode(Mode.UP)
+    assert (mock.mode, mock.listening) == (Mode.DOWN, False)

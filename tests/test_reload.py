@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer, unused_port
+from structlog.testing import capture_logs
 
+from healthmon import reload
+from healthmon.api import services_document
 from healthmon.app import create_app
-from healthmon.config import load_settings
+from healthmon.config import (
+    BrokerSettings,
+    MonitorSettings,
+    ServiceSettings,
+    Settings,
+    WebSettings,
+    load_settings,
+)
+from healthmon.keys import BOARD, CONFIG, HUB, MOCKS, MONITOR, RELOADER
+from healthmon.mocks import MockService
 from tests.support import Messages, System
 
 
-def render(web_port: int, services: dict[str, int], **extra: str) -> str:
+def render(
+    web_port: int,
+    services: dict[str, int],
+    *,
+    heartbeat_ms: int = 200,
+    web: str = "",
+    monitor: str = "",
+    broker: str = "",
+    **extra: str,
+) -> str:
     lines = [
-        f"[web]\nport = {web_port}\n",
-        "[monitor]\ninterval_ms = 100\nheartbeat_ms = 200\n",
+        f"[web]\nport = {web_port}\n{web}\n",
+        f"[monitor]\ninterval_ms = 100\nheartbeat_ms = {heartbeat_ms}\n{monitor}\n",
+        f"[broker]\n{broker}\n",
     ]
     for name, port in services.items():
         lines.append(
@@ -31,8 +57,13 @@ class Reloadable(System):
     path: Path
     ports: dict[str, int]
 
-    def write(self, services: dict[str, int], **extra: str) -> None:
+    def write(self, services: dict[str, int], **extra: Any) -> None:
         self.path.write_text(render(self.settings.web.port, services, **extra))
+
+    async def reload(self, services: dict[str, int], **extra: Any) -> None:
+        """Write the file and reload it at once (the watcher's own reload then finds no change)."""
+        self.write(services, **extra)
+        await self.app[RELOADER].reload()
 
 
 @pytest.fixture
@@ -119,3 +150,191 @@ async def test_invalid_edit_keeps_running_and_is_shown_until_fixed(live: Reloada
     cleared = await messages.until(lambda m: m["type"] == "configError")
     assert cleared["error"] is None
     assert (await live.get("/api/services"))["config_error"] is None
+
+
+def consistent(live: Reloadable) -> list[str]:
+    """What disagrees among the parts a reload switches (nothing, when it is atomic)."""
+    app = live.app
+    settings = app[CONFIG].settings
+    names = [s.name for s in settings.services]
+    mocks: dict[str, MockService] = app[MOCKS]
+    views: dict[str, list[str]] = {
+        "board": list(app[BOARD].names),
+        "hub": list(app[HUB].service_info),
+        "monitor": list(app[MONITOR].specs),
+        "mocks": sorted(mocks),
+        "document": [s["name"] for s in services_document(app)["services"]],
+    }
+    wanted = {
+        **{k: names for k in views},
+        "mocks": sorted(s.name for s in settings.services if s.mock),
+    }
+    return [f"{k}={v} settings={wanted[k]}" for k, v in views.items() if v != wanted[k]]
+
+
+async def test_reload_switches_every_part_in_one_step(live: Reloadable) -> None:
+    """No loop step mid-reload sees its parts disagree, and no request fails meanwhile."""
+    await live.connected()
+    seen: list[str] = []
+    failures: list[int] = []
+    done = asyncio.Event()
+
+    async def observe() -> None:
+        while not done.is_set():
+            seen.extend(consistent(live))
+            await asyncio.sleep(0)  # look again at the next step of the loop
+
+    async def request() -> None:
+        while not done.is_set():
+            for path in ("/api/services", "/"):
+                async with live.session.get(f"{live.base}{path}") as response:
+                    if response.status != 200:
+                        failures.append(response.status)
+
+    tasks = [asyncio.create_task(observe()), asyncio.create_task(request())]
+    await live.reload({**live.ports, "search": unused_port(), "zeta": unused_port()})
+    await live.reload({"auth": live.ports["auth"]})
+    done.set()
+    await asyncio.gather(*tasks)
+    assert seen == []
+    assert failures == []
+    assert [s["name"] for s in (await live.get("/api/services"))["services"]] == ["auth"]
+
+
+async def test_a_mock_that_cannot_start_undoes_the_whole_reload(live: Reloadable) -> None:
+    """A mock whose port is taken undoes the reload: all mocks as before, the error shown."""
+    messages = await live.connected()
+    before = live.app[CONFIG].settings
+    moved = unused_port()
+    with socket.socket() as taken, capture_logs() as logs:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        # search takes billing's port (so billing stops first) and zeta cannot start.
+        await live.reload(
+            {
+                "auth": live.ports["auth"],
+                "billing": moved,
+                "search": live.ports["billing"],
+                "zeta": taken.getsockname()[1],
+            }
+        )
+        error = await messages.until(lambda m: m["type"] == "configError")
+    assert "zeta" in error["error"]
+    assert "cannot listen" in error["error"]
+    assert next(e for e in logs if e["event"] == "config.invalid")["service"] == "zeta"
+    assert live.app[CONFIG].settings is before
+    assert live.app[CONFIG].error == error["error"]
+    assert consistent(live) == []
+    assert [s["name"] for s in (await live.get("/api/services"))["services"]] == [
+        "auth",
+        "billing",
+    ]
+    # billing answers on its old port again; nothing is left on the ports tried.
+    async with live.session.get(f"http://127.0.0.1:{live.ports['billing']}/health") as response:
+        assert (await response.json(content_type=None))["serviceId"] == "billing"
+    with pytest.raises(aiohttp.ClientConnectorError):
+        async with live.session.get(f"http://127.0.0.1:{moved}/health"):
+            pass
+    assert not any(e["event"] in ("config.applied", "config.reloaded") for e in logs)
+
+
+async def test_heartbeat_ms_applies_live(live: Reloadable) -> None:
+    """A changed heartbeat_ms sets the pace of the page's heartbeats at once, logged as applied."""
+    messages = await live.connected()
+    with capture_logs() as logs:
+        await live.reload(live.ports, heartbeat_ms=40)
+
+    def beat(message: dict[str, Any]) -> bool:
+        return bool(message["type"] == "heartbeat")
+
+    await messages.until(beat, within=1.0)
+    # Ten beats: 0.4 s at the new pace, 2 s at the old one.
+    async with asyncio.timeout(1.2):
+        for _ in range(10):
+            await messages.until(beat)
+    applied = [e for e in logs if e["event"] == "config.applied"]
+    assert applied[0]["keys"] == ["monitor.heartbeat_ms"]
+    assert not [e for e in logs if e["event"] == "config.restart_needed"]
+    assert live.app[MONITOR].settings.heartbeat_ms == 40
+
+
+async def test_keys_needing_a_restart_are_logged_by_name_and_kept(live: Reloadable) -> None:
+    """Keys read only at start are logged by exact name as needing a restart, and kept."""
+    running = live.app[CONFIG].settings
+    with capture_logs() as logs:
+        await live.reload(
+            live.ports,
+            web='cors_origins = ["http://example.test"]',
+            monitor="port = 3999",
+            broker='url = "amqp://guest:guest@127.0.0.1:5999/"',
+        )
+    restart = [e for e in logs if e["event"] == "config.restart_needed"]
+    assert restart[0]["keys"] == ["web.cors_origins", "broker.url", "monitor.port"]
+    assert live.app[CONFIG].settings == running
+    assert not [e for e in logs if e["event"] in ("config.applied", "config.invalid")]
+
+
+def test_every_key_is_live_or_needs_a_restart() -> None:
+    """Every key of every settings section is either applied live or needs a restart."""
+    sections: dict[str, type[Any]] = {
+        "web": WebSettings,
+        "monitor": MonitorSettings,
+        "broker": BrokerSettings,
+        "services": ServiceSettings,
+    }
+    assert set(sections) == set(Settings.model_fields)
+    for section, model in sections.items():
+        live_keys = reload.LIVE_KEYS[section]
+        restart = reload.RESTART_KEYS.get(section, frozenset())
+        assert live_keys | restart == set(model.model_fields), section
+        assert not live_keys & restart, section
+
+
+async def test_watching_the_file_runs_in_a_thread(
+    live: Reloadable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's stat and read and its parsing never run on the event loop's thread."""
+    loop_thread = threading.get_ident()
+    threads: list[tuple[str, int]] = []
+    path_type = type(live.path)
+
+    class Watched(path_type):  # type: ignore[valid-type,misc]
+        def stat(self, **kwargs: Any) -> Any:
+            threads.append(("stat", threading.get_ident()))
+            return super().stat(**kwargs)
+
+        def read_bytes(self) -> bytes:
+            threads.append(("read", threading.get_ident()))
+            return bytes(super().read_bytes())
+
+    def parse(path: Path | None = None) -> Settings:
+        threads.append(("parse", threading.get_ident()))
+        return load_settings(path)
+
+    monkeypatch.setattr(reload, "load_settings", parse)
+    live.app[RELOADER].path = Watched(live.path)
+    messages = await live.connected()
+    live.write({**live.ports, "search": unused_port()})
+    await messages.until(lambda m: m["type"] == "initialSnapshot" and "search" in m["services"])
+    assert {kind for kind, _ in threads} == {"stat", "read", "parse"}
+    assert all(ident != loop_thread for _, ident in threads)
+
+
+async def test_a_crashed_reload_is_logged_and_retried(
+    live: Reloadable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload that crashes is logged as task.crashed, and the reloader then applies the edit."""
+    crashes = [RuntimeError("disk on fire")]
+
+    def parse(path: Path | None = None) -> Settings:
+        if crashes:
+            raise crashes.pop()
+        return load_settings(path)
+
+    monkeypatch.setattr(reload, "load_settings", parse)
+    messages = await live.connected()
+    with capture_logs() as logs:
+        live.write({**live.ports, "search": unused_port()})
+        await messages.until(lambda m: m["type"] == "initialSnapshot" and "search" in m["services"])
+    crashed = [e for e in logs if e["event"] == "task.crashed"]
+    assert crashed[0]["task"] == "reloader"

@@ -6,10 +6,11 @@ Domain errors become HTTP errors here, at the edge, always as JSON.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import structlog
@@ -25,6 +26,37 @@ log = structlog.get_logger(__name__)
 
 MAX_CONTROL_BODY = 4096
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Controls:
+    """One lock per thing a control call switches: a component, or one mock.
+
+    Calls that arrive together apply one at a time, in the order they arrived
+    (an ``asyncio.Lock`` is fair), so the last one's state is the one left.
+    A reload holds the locks of what it touches, so no call falls in its middle.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def component(self, name: str) -> asyncio.Lock:
+        return self._lock(f"component:{name}")
+
+    def mock(self, name: str) -> asyncio.Lock:
+        return self._lock(f"mock:{name}")
+
+    def locks(
+        self, *, mocks: Iterable[str] = (), components: Iterable[str] = ()
+    ) -> list[asyncio.Lock]:
+        """Several locks, in the one order every holder of more than one takes them."""
+        keys = sorted({*(f"mock:{n}" for n in mocks), *(f"component:{c}" for c in components)})
+        return [self._lock(key) for key in keys]
+
+
+CONTROLS = web.AppKey("controls", Controls)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -86,8 +118,14 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         raise web.HTTPUnsupportedMediaType(text="send the body as application/json")
     if request.content_length is not None and request.content_length > MAX_CONTROL_BODY:
         raise web.HTTPRequestEntityTooLarge(MAX_CONTROL_BODY, request.content_length)
+    # Chunked bodies state no length: read one byte past the limit to know.
+    data = await request.content.read(MAX_CONTROL_BODY + 1)
+    if len(data) > MAX_CONTROL_BODY:
+        raise web.HTTPRequestEntityTooLarge(MAX_CONTROL_BODY, len(data))
     try:
-        body = json.loads(await request.content.read(MAX_CONTROL_BODY + 1) or b"null")
+        body = json.loads(data or b"null")
+    except RecursionError:
+        raise web.HTTPBadRequest(text="body is nested too deeply") from None
     except ValueError:
         raise web.HTTPBadRequest(text="body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -116,7 +154,21 @@ async def monitor_statuses(request: web.Request) -> web.Response:
     )
 
 
+# What a service shows before the board knows it (never, once a reload is atomic).
+_UNSEEN: dict[str, Any] = {
+    "status": "unknown",
+    "up": False,
+    "latency_ms": None,
+    "reason": None,
+    "checked_at": None,
+    "since": None,
+    "checks": [],
+    "history": None,
+}
+
+
 def services_document(app: web.Application) -> dict[str, Any]:
+    """The page's view, built in one step from the settings and the board's own details."""
     settings = app[CONFIG].settings
     board = app[BOARD]
     mocks = app.get(MOCKS, {})
@@ -134,7 +186,8 @@ def services_document(app: web.Application) -> dict[str, Any]:
                 "data_url": service.data_url,
                 "mock": service.mock,
                 "mode": mock.mode.value if mock else None,
-                **details[service.name],
+                **_UNSEEN,
+                **details.get(service.name, {}),
             }
         )
     monitor = app.get(MONITOR)
@@ -164,8 +217,7 @@ async def services(request: web.Request) -> web.Response:
 async def set_mock_mode(request: web.Request) -> web.Response:
     _authorize(request)
     name = request.match_info["name"]
-    mock = request.app.get(MOCKS, {}).get(name)
-    if mock is None:
+    if name not in request.app.get(MOCKS, {}):
         raise web.HTTPNotFound(text=f"no mock service named {name!r}")
     body = await _json_body(request)
     try:
@@ -173,11 +225,16 @@ async def set_mock_mode(request: web.Request) -> web.Response:
     except ValueError:
         choices = "|".join(m.value for m in Mode)
         raise web.HTTPBadRequest(text=f"'mode' must be one of {choices}") from None
-    try:
-        await mock.set_mode(mode)
-    except StartupError as exc:
-        raise web.HTTPConflict(text=str(exc)) from None
-    return web.json_response({"name": name, "mode": mock.mode.value})
+    async with request.app[CONTROLS].mock(name):
+        # Looked up again under the lock: a reload may have removed or replaced it.
+        mock = request.app.get(MOCKS, {}).get(name)
+        if mock is None:
+            raise web.HTTPNotFound(text=f"no mock service named {name!r}")
+        try:
+            await mock.set_mode(mode)
+        except StartupError as exc:
+            raise web.HTTPConflict(text=str(exc)) from None
+        return web.json_response({"name": name, "mode": mock.mode.value})
 
 
 def _components(app: web.Application) -> dict[str, Callable[[bool], Awaitable[None]]]:
@@ -201,12 +258,14 @@ async def set_component(request: web.Request) -> web.Response:
     running = body.get("running")
     if not isinstance(running, bool):
         raise web.HTTPBadRequest(text="'running' must be true or false")
-    await switch(running)
-    log.info("component.switched", component=component, running=running)
+    async with request.app[CONTROLS].component(component):
+        await switch(running)
+        log.info("component.switched", component=component, running=running)
     return web.json_response({"component": component, "running": running})
 
 
 def setup_routes(app: web.Application, roles: frozenset[str]) -> None:
+    app[CONTROLS] = Controls()
     routes: list[tuple[str, str, Handler]] = []
     if roles & {"ws", "monitor"}:
         routes.append(("GET", "/statuses", statuses))

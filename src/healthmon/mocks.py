@@ -102,7 +102,8 @@ class MockService:
         self.service = service
         self.mode = mode
         self._origins = frozenset(cors_origins)
-        self._slow_s = slow_ms / 1000
+        # How long "slow" answers take; a reload may change it.
+        self.slow_ms = slow_ms
         self._runner: web.AppRunner | None = None
         self._lock = asyncio.Lock()
 
@@ -124,7 +125,7 @@ class MockService:
     async def _health(self, request: web.Request) -> web.Response:
         mode = self.mode
         if mode is Mode.SLOW:
-            await asyncio.sleep(self._slow_s)
+            await asyncio.sleep(self.slow_ms / 1000)
         body: dict[str, Any] = {"status": "pass", "serviceId": self.name, "time": _iso_now()}
         status = 200
         if mode is Mode.ERROR:
@@ -136,7 +137,7 @@ class MockService:
 
     async def _data(self, request: web.Request) -> web.Response:
         if self.mode is Mode.SLOW:
-            await asyncio.sleep(self._slow_s)
+            await asyncio.sleep(self.slow_ms / 1000)
         if self.mode is Mode.ERROR:
             return web.json_response({"error": f"{self.name} is failing (mode: error)"}, status=503)
         body = payload_for(self.name)
@@ -155,12 +156,27 @@ class MockService:
             await self._close()
 
     async def set_mode(self, mode: Mode) -> None:
+        """Switch to ``mode``; calls made together apply one by one, in call order.
+
+        ``StartupError`` when it cannot listen: the mock then stays as it was.
+        """
+        # asyncio.Lock is fair: waiters acquire it in the order they asked.
         async with self._lock:
             previous, self.mode = self.mode, mode
-            if mode is Mode.DOWN:
-                await self._close()
-            elif self._runner is None:
-                await self._listen()
+            try:
+                if mode is Mode.DOWN:
+                    await self._close()
+                elif self._runner is None:
+                    await self._listen()
+            except BaseException:
+                # The mode must say whether it listens: "up" with nothing
+                # listening would be a lie.
+                listening = self._runner is not None
+                if listening is (previous is not Mode.DOWN):
+                    self.mode = previous
+                elif not listening:
+                    self.mode = Mode.DOWN
+                raise
         if previous is not mode:
             log.info("mock.mode", service=self.name, **{"from": previous.value, "to": mode.value})
 
@@ -186,12 +202,16 @@ class MockService:
             await runner.cleanup()
 
 
-def mock_for(service: ServiceSettings, settings: Settings) -> MockService:
+def slow_ms_for(service: ServiceSettings, settings: Settings) -> int:
+    """Slow answers must outlast the check timeout, or "slow" would look "up"."""
+    return (service.timeout_ms or settings.monitor.timeout_ms) + 2000
+
+
+def mock_for(service: ServiceSettings, settings: Settings, *, mode: Mode = Mode.UP) -> MockService:
     """The mock of ``service``, answering CORS for the page's origins."""
-    timeout_ms = service.timeout_ms or settings.monitor.timeout_ms
     return MockService(
         service,
         cors_origins=page_origins(settings.web),
-        # Slow answers must outlast the check timeout, or "slow" would look "up".
-        slow_ms=timeout_ms + 2000,
+        slow_ms=slow_ms_for(service, settings),
+        mode=mode,
     )

@@ -5,45 +5,152 @@ on every open page), removed ones stop and disappear, changed ones restart
 with their new settings; unchanged checks and every WebSocket client carry
 on. An invalid edit keeps the running config and is shown until fixed.
 
+A reload applies to every part or to none, and no request sees half of it:
+whatever awaits (reading the file, starting new mocks) happens first; then
+the settings, mocks, board, hub and monitor switch in one step of the event
+loop. A mock that cannot start (its port is taken) undoes the reload: the
+mocks it started stop, those it stopped start again, and the error is shown
+like any other config error.
+
+Every key is either applied live or logged as needing a restart, by name
+(``config.restart_needed keys=["web.port"]``); a key that needs a restart
+keeps its running value until then, so the settings in force are always
+the ones the process really uses.
+
 The file is looked at four times a second (a stat; read and compared byte
-for byte when the stat changes): for one small file that is cheaper and more
-reliable than a watcher library (editors that save by renaming, network
-folders, macOS and Linux alike).
+for byte when the stat changes), in a thread, as is parsing it: for one
+small file that is cheaper and more reliable than a watcher library
+(editors that save by renaming, network folders, macOS and Linux alike).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 from aiohttp import web
+from pydantic import BaseModel
 
-from healthmon.config import DEFAULT_CONFIG, ConfigError, ServiceSettings, Settings, load_settings
+from healthmon.api import CONTROLS, Controls
+from healthmon.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    MonitorSettings,
+    ServiceSettings,
+    Settings,
+    WebSettings,
+    load_settings,
+)
 from healthmon.errors import StartupError
 from healthmon.keys import BOARD, CONFIG, HUB, METRICS, MOCKS, MONITOR, RELOADER
-from healthmon.mocks import MockService, mock_for
+from healthmon.mocks import MockService, Mode, mock_for, slow_ms_for
+from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
 
 POLL_S = 0.25
-# Sections read once at start: a change is reported, not applied.
-RESTART_SECTIONS = ("web", "broker")
+
+# Keys read once at start, by section: a change is logged, by key, and
+# applied at the next start. Every other key applies live.
+RESTART_KEYS: Mapping[str, frozenset[str]] = {
+    # The listening socket, and what the page's origins (the socket's and the
+    # mocks' CORS rule, built at start) are made of.
+    "web": frozenset({"host", "port", "cors_origins", "allowed_hosts"}),
+    # The connection to the broker.
+    "broker": frozenset({"kind", "url"}),
+    # Where a lone monitor listens, and where a ws process fetches snapshots from.
+    "monitor": frozenset({"port", "urls"}),
+}
+# Keys applied live, by section (the test keeps the two lists complete).
+LIVE_KEYS: Mapping[str, frozenset[str]] = {
+    # Read by every request (the control calls, the security headers).
+    "web": frozenset(WebSettings.model_fields) - RESTART_KEYS["web"],
+    "broker": frozenset(),
+    # Check knobs restart the loops they change; heartbeat_ms is read every beat.
+    "monitor": frozenset(MonitorSettings.model_fields) - RESTART_KEYS["monitor"],
+    # Every service key: the service's loop, mock and card follow it.
+    "services": frozenset(ServiceSettings.model_fields),
+}
+
+
+def _changed(old: BaseModel, new: BaseModel, keys: frozenset[str]) -> list[str]:
+    return [key for key in sorted(keys) if getattr(old, key) != getattr(new, key)]
+
+
+def restart_keys(old: Settings, new: Settings) -> list[str]:
+    """The keys (``section.key``) ``new`` changes that apply only at the next start."""
+    return [
+        f"{section}.{key}"
+        for section, keys in RESTART_KEYS.items()
+        for key in _changed(getattr(old, section), getattr(new, section), keys)
+    ]
+
+
+def live_keys(old: Settings, new: Settings) -> list[str]:
+    """The section keys (not services) ``new`` changes that apply now."""
+    return [
+        f"{section}.{key}"
+        for section in ("web", "broker", "monitor")
+        for key in _changed(getattr(old, section), getattr(new, section), LIVE_KEYS[section])
+    ]
+
+
+def in_force(old: Settings, new: Settings) -> Settings:
+    """``new`` with every key that needs a restart at its running value."""
+    updates = {}
+    for section, keys in RESTART_KEYS.items():
+        running = getattr(old, section)
+        updates[section] = getattr(new, section).model_copy(
+            update={key: getattr(running, key) for key in keys}
+        )
+    return new.model_copy(update=updates)
+
+
+def _served(service: ServiceSettings | None) -> object:
+    # What a mock serves; a change of check knobs alone must not restart it
+    # (a restart would be a moment of "connection refused").
+    if service is None or not service.mock:
+        return None
+    return (service.url, service.health_path, service.data_endpoint)
+
+
+@dataclass
+class _Swap:
+    """The mocks a reload replaces, and those it has started to replace them."""
+
+    # Names whose running mock goes (removed, no longer a mock, or serving anew).
+    retired: list[str] = field(default_factory=list)
+    # Already stopped: their port is wanted by a mock starting now.
+    stopped: list[MockService] = field(default_factory=list)
+    started: dict[str, MockService] = field(default_factory=dict)
+    # Stopped once the switch is made.
+    leaving: list[MockService] = field(default_factory=list)
+
+
+class _MockFailed(Exception):
+    def __init__(self, service: str, error: StartupError) -> None:
+        super().__init__(str(error))
+        self.service = service
 
 
 class Reloader:
     def __init__(self, app: web.Application, path: Path) -> None:
         self.app = app
         self.path = path
+        self.controls = app.get(CONTROLS) or Controls()
         self._wanted = asyncio.Event()
         self._stamp: tuple[int, int, int] | None = None
         self._content: bytes | None = None
-        self._last = self._read()
+        self._last: bytes | None = None
+        # One reload at a time, whoever asks.
+        self._reloading = asyncio.Lock()
 
     def _read(self) -> bytes | None:
-        """The file's bytes, read again only when its stat says it changed."""
+        """The file's bytes, read again only when its stat says it changed (blocking)."""
         try:
             info = self.path.stat()
             stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
@@ -54,6 +161,10 @@ class Reloader:
             self._stamp = self._content = None
         return self._content
 
+    async def prime(self) -> None:
+        """Remember the file as it is when the process starts."""
+        self._last = await asyncio.to_thread(self._read)
+
     def request(self) -> None:
         """Reload now (SIGHUP), whether or not the file changed."""
         self._wanted.set()
@@ -63,41 +174,72 @@ class Reloader:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), POLL_S)
-            content = self._read()
+            content = await asyncio.to_thread(self._read)
             # An edit applies once two reads in a row agree: an editor that
             # empties the file before writing it must not remove every
             # service for a moment, nor half a file show as an error.
             settled, seen = content == seen, content
             if self._wanted.is_set() or (settled and content != self._last):
                 self._wanted.clear()
-                self._last = content
                 await self.reload()
+                # Only now: a reload that crashed is tried again once the
+                # supervisor restarts this loop.
+                self._last = content
 
     async def reload(self) -> None:
+        async with self._reloading:
+            await self._reload()
+
+    async def _reload(self) -> None:
         live = self.app[CONFIG]
         try:
-            new = load_settings(self.path)
+            loaded = await asyncio.to_thread(load_settings, self.path)
         except ConfigError as exc:
-            if str(exc) != live.error:
-                log.error("config.invalid", error=str(exc), kept="the running configuration")
-                self._set_error(str(exc))
+            self._reject(str(exc))
             return
-        self._set_error(None)
-        old, live.settings = live.settings, new
-        if new == old:
-            return
-        for section in RESTART_SECTIONS:
-            if getattr(new, section) != getattr(old, section):
-                log.warning("config.restart_needed", section=section)
+        old = live.settings
+        restart = restart_keys(old, loaded)
+        new = in_force(old, loaded)
         before = {s.name: s for s in old.services}
         after = {s.name: s for s in new.services}
         added = [n for n in after if n not in before]
         removed = [n for n in before if n not in after]
         changed = [n for n in after if n in before and after[n] != before[n]]
-        await self._apply(new, before, after)
-        for name in removed:
-            self.app[METRICS].forget(name)
-        log.info("config.reloaded", added=added, removed=removed, changed=changed)
+        keys = live_keys(old, new)
+        if new != old:
+            mocks = self.app.get(MOCKS, {})
+            retired = [n for n in mocks if _served(before.get(n)) != _served(after.get(n))]
+            touched = {*retired, *(n for n, s in after.items() if s.mock and n not in mocks)}
+            async with contextlib.AsyncExitStack() as stack:
+                # No control call switches a mock or the monitor meanwhile.
+                for lock in self.controls.locks(mocks=touched, components=("monitor",)):
+                    await stack.enter_async_context(lock)
+                try:
+                    swap = await self._start_mocks(new, after, retired)
+                except _MockFailed as exc:
+                    self._reject(f"{self.path}: {exc}", service=exc.service)
+                    return
+                await self._switch(new, after, swap, removed)
+            # Out of the way now that nothing uses them.
+            await asyncio.gather(*(mock.stop() for mock in swap.leaving))
+        else:
+            self._set_error(None)
+        if restart:
+            log.warning(
+                "config.restart_needed", keys=restart, kept="the running values until a restart"
+            )
+        if new != old:
+            log.info("config.applied", added=added, removed=removed, changed=changed, keys=keys)
+            # The name the walkthrough and the process test look for.
+            log.info("config.reloaded", added=added, removed=removed, changed=changed)
+
+    def _reject(self, error: str, *, service: str | None = None) -> None:
+        """Keep the running configuration; log and show why, once per error."""
+        if error == self.app[CONFIG].error:
+            return
+        extra = {"service": service} if service is not None else {}
+        log.error("config.invalid", error=error, kept="the running configuration", **extra)
+        self._set_error(error)
 
     def _set_error(self, error: str | None) -> None:
         live = self.app[CONFIG]
@@ -107,50 +249,74 @@ class Reloader:
         if HUB in self.app:
             self.app[HUB].show_config_error(error)
 
-    async def _apply(
-        self,
-        new: Settings,
-        before: dict[str, ServiceSettings],
-        after: dict[str, ServiceSettings],
-    ) -> None:
-        if MOCKS in self.app:
-            await self._apply_mocks(new, before, after)
-        if MONITOR in self.app:
-            await self.app[MONITOR].set_services(new.services, new.monitor)
-        if BOARD in self.app:
-            self.app[BOARD].set_names([s.name for s in new.services])
-        if HUB in self.app:
-            self.app[HUB].set_services(new.services)
-
-    async def _apply_mocks(
-        self,
-        new: Settings,
-        before: dict[str, ServiceSettings],
-        after: dict[str, ServiceSettings],
-    ) -> None:
+    async def _start_mocks(
+        self, new: Settings, after: dict[str, ServiceSettings], retired: list[str]
+    ) -> _Swap:
+        """Start the mocks ``new`` adds or changes: all of them, or none (``_MockFailed``)."""
+        swap = _Swap(retired=retired)
+        if MOCKS not in self.app:
+            return swap
         mocks = self.app[MOCKS]
-        wanted = {n: s for n, s in after.items() if s.mock}
+        starting = {n: s for n, s in after.items() if s.mock and (n not in mocks or n in retired)}
+        ports = {s.port for s in starting.values()}
+        try:
+            # A retired mock whose port a new one wants stops first.
+            for name in retired:
+                if mocks[name].service.port in ports:
+                    await mocks[name].stop()
+                    swap.stopped.append(mocks[name])
+            for name, service in starting.items():
+                previous = mocks.get(name)
+                # A changed mock keeps the mode a teacher switched it to.
+                mock = mock_for(service, new, mode=previous.mode if previous else Mode.UP)
+                try:
+                    await mock.start()
+                except StartupError as exc:
+                    raise _MockFailed(name, exc) from None
+                swap.started[name] = mock
+        except _MockFailed:
+            await self._undo(swap)
+            raise
+        swap.leaving = [mocks[n] for n in retired if mocks[n] not in swap.stopped]
+        return swap
 
-        def served(service: ServiceSettings | None) -> object:
-            # What a mock serves; a change of check knobs alone must not
-            # restart it (a restart would be a moment of "connection refused").
-            if service is None:
-                return None
-            return (service.url, service.health_path, service.data_endpoint)
-
-        stale = [n for n in mocks if served(before.get(n)) != served(wanted.get(n))]
-        # Stop first: a changed mock may keep its port.
-        await asyncio.gather(*(mocks.pop(name).stop() for name in stale))
-        for name, service in wanted.items():
-            if name in mocks:
-                continue
-            mock: MockService = mock_for(service, new)
+    async def _undo(self, swap: _Swap) -> None:
+        await asyncio.gather(*(mock.stop() for mock in swap.started.values()))
+        for mock in swap.stopped:
             try:
                 await mock.start()
             except StartupError as exc:
-                log.error("config.mock_failed", service=name, error=str(exc))
-                continue
-            mocks[name] = mock
+                # Its port was taken meanwhile: show it down, as it is.
+                mock.mode = Mode.DOWN
+                log.error("mock.restore_failed", service=mock.name, error=str(exc))
+
+    async def _switch(
+        self,
+        new: Settings,
+        after: dict[str, ServiceSettings],
+        swap: _Swap,
+        removed: list[str],
+    ) -> None:
+        """Every part takes ``new`` in one step: nothing here awaits before the monitor's swap."""
+        self.app[CONFIG].settings = new
+        if MOCKS in self.app:
+            mocks = self.app[MOCKS]
+            for name in swap.retired:
+                del mocks[name]
+            mocks.update(swap.started)
+            for name, mock in mocks.items():
+                # "Slow" must keep outlasting the check timeout.
+                mock.slow_ms = slow_ms_for(after[name], new)
+        for name in removed:
+            self.app[METRICS].forget(name)
+        if BOARD in self.app:
+            self.app[BOARD].set_services(new.services, new.monitor)
+        self._set_error(None)
+        if HUB in self.app:
+            self.app[HUB].set_services(new.services, new.monitor.heartbeat_ms)
+        if MONITOR in self.app:
+            # Its specs swap before its first await: still the same step.
+            await self.app[MONITOR].set_services(new.services, new.monitor)
 
 
 async def reloader_context(app: web.Application) -> AsyncIterator[None]:
@@ -158,7 +324,8 @@ async def reloader_context(app: web.Application) -> AsyncIterator[None]:
     path = live.path or DEFAULT_CONFIG
     reloader = Reloader(app, path)
     app[RELOADER] = reloader
-    task = asyncio.create_task(reloader.run())
+    await reloader.prime()
+    task = supervise("reloader", reloader.run)
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
