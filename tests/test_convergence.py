@@ -9,6 +9,7 @@ import pytest
 import structlog
 
 from healthmon.config import MonitorSettings, ServiceSettings
+from healthmon.history import ServiceHistory
 from healthmon.keys import BOARD, MONITOR
 from healthmon.models import Heartbeat, Observation, ServiceState, Status, StatusUpdate
 from healthmon.status import StatusBoard
@@ -223,3 +224,22 @@ async def test_a_crashed_check_loop_is_logged_and_restarted(system: System) -> N
     assert crash["task"].startswith("check:")
     assert crash["exc_info"] is True
     assert system.app[BOARD].state("billing").status is Status.DOWN  # type: ignore[union-attr]
+
+
+async def test_a_switched_off_monitor_does_not_pass_for_a_live_one(system: System) -> None:
+    """A stopped monitor's /api/statuses answers 503, so no re-sync takes its old word."""
+    await system.get("/api/statuses")
+    await system.post("/api/components/monitor", {"running": False})
+    async with system.session.get(f"{system.base}/api/statuses") as response:
+        assert response.status == 503
+        assert "switched off" in (await response.json())["error"]
+
+
+def test_uptime_says_which_window_it_covers() -> None:
+    """A board ten minutes old reports its uptime over ten minutes, not the hour."""
+    history = ServiceHistory()
+    history.change(1_000_000, True)
+    history.change(1_000_000 + 300_000, False)
+    wire = history.to_wire(1_000_000 + 600_000)
+    assert wire["known_ms"] == 600_000
+    assert wire["uptime_1h"] == 50.0

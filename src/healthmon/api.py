@@ -145,6 +145,9 @@ async def statuses(request: web.Request) -> web.Response:
 async def monitor_statuses(request: web.Request) -> web.Response:
     """A monitor's own view, for processes that re-sync from it."""
     monitor = request.app[MONITOR]
+    if not monitor.running:
+        # Its last observations would pass for a live monitor's word.
+        raise web.HTTPServiceUnavailable(text="the monitor is switched off")
     return web.json_response(
         {
             "monitor": monitor.instance_id,

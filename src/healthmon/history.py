@@ -30,6 +30,12 @@ class ServiceHistory:
     def sample(self, latency_ms: float | None) -> None:
         self.latencies.append(latency_ms)
 
+    def known_ms(self, now: int) -> int:
+        """How much of the last hour the uptime covers (less while the board is young)."""
+        if not self.changes:
+            return 0
+        return max(0, now - max(self.changes[0][0], now - WINDOW_MS))
+
     def uptime(self, now: int) -> float | None:
         """Percent of the known part of the last hour spent up (or degraded)."""
         start = now - WINDOW_MS
@@ -50,4 +56,9 @@ class ServiceHistory:
         return round(100 * up_ms / known_ms, 2)
 
     def to_wire(self, now: int) -> dict[str, object]:
-        return {"uptime_1h": self.uptime(now), "latency": list(self.latencies)}
+        return {
+            "uptime_1h": self.uptime(now),
+            # The window that figure covers, so a page can carry it on exactly.
+            "known_ms": self.known_ms(now),
+            "latency": list(self.latencies),
+        }
