@@ -1,13 +1,20 @@
-"""The command line as a script uses it: check-config, status, --help."""
+"""The command line as a script uses it: init, run without a config, check-config, status."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import unused_port
 
+from healthmon.cli import NO_CONFIG
+from healthmon.config import demo_settings, load_settings
 from tests.support import System, run_healthmon
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +52,7 @@ def test_check_config_rejects_bad_file(tmp_path: Path) -> None:
     assert "services[0].url: must be an absolute http:// or https:// URL" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "check-config", "status"])
+@pytest.mark.parametrize("command", ["run", "init", "check-config", "status"])
 def test_help(command: str) -> None:
     """Every command explains itself with --help."""
     result = run_healthmon(command, "--help")
@@ -71,3 +78,99 @@ async def test_status_unreachable_exits_2() -> None:
     code, _, err = await healthmon_async("status", "--url", "http://127.0.0.1:1")
     assert code == 2
     assert "cannot read http://127.0.0.1:1/api/services" in err
+
+
+def _in(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m healthmon ARGS`` run in ``folder``, with ``env`` added."""
+    return subprocess.run(
+        [sys.executable, "-m", "healthmon", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=folder,
+        env={**_clean_env(), **env},
+    )
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("HEALTHMON_")}
+
+
+def test_init_writes_a_starter_that_check_config_accepts(tmp_path: Path) -> None:
+    """init writes a commented config.toml here; check-config accepts it as the four mocks."""
+    result = _in(tmp_path, "init")
+    assert result.returncode == 0, result.stderr
+    written = tmp_path / "config.toml"
+    assert written.read_text().startswith("# healthmon configuration")
+    assert "healthmon check-config" in result.stdout
+    checked = _in(tmp_path, "check-config")
+    assert checked.returncode == 0, checked.stderr
+    assert "valid, 4 service(s)" in checked.stdout
+
+
+def test_init_keeps_an_existing_file_unless_forced(tmp_path: Path) -> None:
+    """init refuses to overwrite a file (exit 2, file unchanged); --force overwrites it."""
+    path = tmp_path / "mine.toml"
+    path.write_text("# my own\n")
+    refused = _in(tmp_path, "init", str(path))
+    assert refused.returncode == 2
+    assert f"{path} already exists" in refused.stderr
+    assert path.read_text() == "# my own\n"
+    forced = _in(tmp_path, "init", str(path), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert load_settings(path) == load_settings(ROOT / "config.toml")
+
+
+def test_the_demo_is_the_shipped_config() -> None:
+    """The built-in demo is the repository's config.toml: four mocks on 3001-3004."""
+    assert demo_settings() == load_settings(ROOT / "config.toml")
+
+
+def test_check_config_without_a_file_says_so(tmp_path: Path) -> None:
+    """check-config where there is no config.toml exits 2 and points to init."""
+    result = _in(tmp_path, "check-config")
+    assert result.returncode == 2
+    assert "no config.toml here; write one with healthmon init" in result.stderr
+
+
+async def test_run_without_a_config_runs_the_demo(tmp_path: Path) -> None:
+    """run with no config.toml says so in one line and serves the built-in demo."""
+    port = unused_port()
+    services = [
+        {"name": name, "url": f"http://127.0.0.1:{unused_port()}", "mock": True}
+        for name in ("auth", "billing")
+    ]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "healthmon",
+        "run",
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        cwd=tmp_path,
+        # The demo's own ports may be busy here: the environment moves them.
+        env={
+            **_clean_env(),
+            "PYTHONUNBUFFERED": "1",
+            "HEALTHMON_WEB__PORT": str(port),
+            "HEALTHMON_SERVICES": json.dumps(services),
+        },
+    )
+    assert process.stderr is not None
+    try:
+        first = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert first.decode().strip() == f"healthmon: {NO_CONFIG}"
+        while b"healthmon.started" not in (
+            line := await asyncio.wait_for(process.stderr.readline(), 30)
+        ):
+            assert line, "healthmon exited before it started"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/api/services") as response,
+        ):
+            document = await response.json()
+        assert [s["name"] for s in document["services"]] == ["auth", "billing"]
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)

@@ -53,6 +53,14 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ),
         (GOOD_SERVICE.replace("http://127.0.0.1:3001", "ftp://x"), "services[0].url: must be"),
         (GOOD_SERVICE.replace(":3001", ":99999"), "services[0].url: has an invalid port"),
+        (GOOD_SERVICE.replace(":3001", ":0"), "services[0].url: has an invalid port (0)"),
+        (
+            GOOD_SERVICE.replace("http://", "http://ops:hunter2@"),
+            "services[0].url: must not carry a user name or password",
+        ),
+        (GOOD_SERVICE.replace('"auth"', '".."'), "services[0].name: '..' cannot be a service"),
+        ("[web]\nport = 0\n", "web.port: Input should be greater than or equal to 1"),
+        ('[web]\nallowed_hosts = ["a.lan:80"]\n', "web.allowed_hosts[0]: 'a.lan:80': give"),
         ("[monitor]\ninterval_ms = 0\n", "monitor.interval_ms: Input should be greater than 0"),
         ("[monitor]\ntimeout_ms = -5\n", "monitor.timeout_ms: Input should be greater than 0"),
         ('[[services]]\nname = "x"\n', "services[0].url: missing required field"),
@@ -80,6 +88,7 @@ def test_invalid_config_is_named(tmp_path: Path, text: str, expected: str) -> No
         load_settings(path)
     assert str(error.value).startswith(f"{path}: ")
     assert expected in str(error.value)
+    assert "hunter2" not in str(error.value)
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from healthmon.mocks import mock_for
 from healthmon.models import now_ms
 from healthmon.page import setup_page
 from healthmon.reload import reloader_context
+from healthmon.security import guard
 from healthmon.status import (
     HttpSnapshot,
     MonitorSnapshot,
@@ -145,7 +146,8 @@ def create_app(
     With ``config_path``, edits to that file apply while it runs.
     """
     roles = frozenset(roles)
-    app = web.Application(client_max_size=64 * 1024)
+    # The Host allow-list and the security headers, for every route, /ws included.
+    app = web.Application(client_max_size=64 * 1024, middlewares=[guard])
     app[CONFIG] = LiveConfig(settings, config_path)
     app[PROCESS_ROLES] = roles
     app[METRICS] = Metrics()

@@ -1,4 +1,4 @@
-"""Command line: ``healthmon [run] | check-config [PATH] | status [--url URL]``."""
+"""Command line: ``healthmon [run] | init [PATH] | check-config [PATH] | status [--url URL]``."""
 
 from __future__ import annotations
 
@@ -13,11 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from healthmon.app import ROLES, serve
-from healthmon.config import ConfigError, Settings, load_settings
+from healthmon.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    Settings,
+    demo_settings,
+    load_settings,
+    starter_text,
+)
 from healthmon.errors import StartupError
-from healthmon.logs import configure_logging
+from healthmon.logs import configure_logging, visible
 
 EXIT_OK, EXIT_DOWN, EXIT_USAGE = 0, 1, 2
+NO_CONFIG = (
+    "no config.toml here: running the built-in demo (four mock services); "
+    "write one with healthmon init"
+)
 
 
 def parse_roles(value: str) -> frozenset[str]:
@@ -65,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="start healthmon (the default)",
         description="Start healthmon with the parts --role names.",
     )
+    init = commands.add_parser(
+        "init",
+        help="write a commented starter config.toml",
+        description="Write a commented starter config (the four-mock demo) to PATH; "
+        "an existing file is kept unless --force.",
+    )
+    init.add_argument(
+        "path", nargs="?", type=Path, default=DEFAULT_CONFIG, help="default: ./config.toml"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
     check = commands.add_parser(
         "check-config",
         help="validate a config file and list its services",
@@ -82,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _table(rows: list[list[str]]) -> str:
+    # Cells may hold what a service sent: no control character reaches the terminal.
+    rows = [[visible(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -90,6 +113,9 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def check_config(path: Path | None) -> int:
+    if path is None and not DEFAULT_CONFIG.exists():
+        print("healthmon: no config.toml here; write one with healthmon init", file=sys.stderr)
+        return EXIT_USAGE
     try:
         settings = load_settings(path)
     except ConfigError as exc:
@@ -118,23 +144,49 @@ def _describe(settings: Settings, path: Path | None) -> str:
     return head + ("\n" + _table(rows) if settings.services else "")
 
 
+def init(path: Path, force: bool = False) -> int:
+    """Write the starter config; never over an existing file unless ``force``."""
+    if path.is_dir():
+        path = path / DEFAULT_CONFIG.name
+    try:
+        with path.open("w" if force else "x", encoding="utf-8") as out:
+            out.write(starter_text())
+    except FileExistsError:
+        print(f"healthmon: {path} already exists; keep it, or use --force", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"healthmon: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    run_hint = "healthmon run" + ("" if path == DEFAULT_CONFIG else f" --config {path}")
+    print(f"wrote {path}: check it with healthmon check-config, start with {run_hint}")
+    return EXIT_OK
+
+
+def settings_for_run(config: Path | None) -> Settings:
+    """The given file, ./config.toml, or (with neither) the built-in demo, said in one line."""
+    if config is None and not DEFAULT_CONFIG.exists():
+        print(f"healthmon: {NO_CONFIG}", file=sys.stderr)
+        return demo_settings()
+    return load_settings(config)
+
+
 def status(url: str) -> int:
     target = url.rstrip("/") + "/api/services"
     try:
         with urllib.request.urlopen(target, timeout=5) as response:
             document: dict[str, Any] = json.load(response)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        print(f"healthmon: cannot read {target}: {exc}", file=sys.stderr)
+        print(f"healthmon: cannot read {target}: {visible(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     rows = [["SERVICE", "STATUS", "LATENCY", "REASON"]]
     for service in document["services"]:
         latency = service.get("latency_ms")
         rows.append(
             [
-                service["name"],
-                service["status"],
+                str(service["name"]),
+                str(service["status"]),
                 "-" if latency is None else f"{latency:.0f} ms",
-                service.get("reason") or "",
+                str(service.get("reason") or ""),
             ]
         )
     print(_table(rows))
@@ -163,7 +215,7 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 def run(config: Path | None, roles: frozenset[str], log_level: str, loop: str = "auto") -> int:
     configure_logging(log_level)
     try:
-        settings = load_settings(config)
+        settings = settings_for_run(config)
     except ConfigError as exc:
         print(f"healthmon: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -180,6 +232,8 @@ def run(config: Path | None, roles: frozenset[str], log_level: str, loop: str = 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "init":
+        return init(args.path, args.force)
     if args.command == "check-config":
         return check_config(args.path)
     if args.command == "status":

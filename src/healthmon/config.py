@@ -7,11 +7,13 @@ over the file, nested with ``__`` (``HEALTHMON_WEB__PORT=4001``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -35,14 +37,26 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names file, field and reason."""
 
 
+CREDENTIALS_IN_URL = (
+    "must not carry a user name or password (they would be shown on the page, "
+    "in the API and in logs); send them as a header instead: "
+    'headers = { Authorization = "Basic ${VAR}" }'
+)
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an absolute http:// or https:// URL with a host")
+    # Checked before anything else that could quote the URL: the message never does.
+    if "@" in parts.netloc:
+        raise ValueError(CREDENTIALS_IN_URL)
     try:
-        parts.port  # noqa: B018 - raises on a port out of range or not a number
+        port = parts.port
     except ValueError as exc:
         raise ValueError(f"has an invalid port ({exc})") from None
+    if port == 0:
+        raise ValueError("has an invalid port (0); use 1-65535")
     if parts.query or parts.fragment:
         raise ValueError("must not carry a query or fragment")
     return value.rstrip("/")
@@ -95,6 +109,38 @@ def _expand_env(value: object) -> object:
     return expanded
 
 
+def _service_name(value: str) -> str:
+    # Names travel as one URL path segment (/api/mocks/{name}).
+    if value in (".", ".."):
+        raise ValueError(f"{value!r} cannot be a service name (it is a path segment of its own)")
+    return value
+
+
+def _allowed_host(value: str) -> str:
+    """A Host-header name as a browser sends it: lower case, IPv6 in brackets, no port."""
+    host = value.strip().lower()
+    if host == "*":
+        return host
+    if ":" in host and not host.startswith("["):
+        try:
+            host = f"[{ipaddress.IPv6Address(host)}]"
+        except ValueError:
+            raise ValueError(
+                f"{value!r}: give the name alone, without a port (ports are not checked)"
+            ) from None
+    pattern = r"\[[0-9a-f:.]+\]|(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?"
+    if not re.fullmatch(pattern, host):
+        raise ValueError(f"{value!r} is not a host name, an address, '*' or '*.domain'")
+    return host
+
+
+def _csp_source(value: str) -> str:
+    # One source expression of a CSP directive: nothing that could end it.
+    if not value or any(c.isspace() or c in ";," for c in value):
+        raise ValueError(f"{value!r} is not one CSP source (like 'self' or https://a.example)")
+    return value
+
+
 def _header_name(value: str) -> str:
     if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", value):
         raise ValueError(f"{value!r} is not a valid HTTP header name")
@@ -109,7 +155,14 @@ HeaderName = Annotated[str, AfterValidator(_header_name)]
 Threshold = Annotated[int, Field(ge=1, le=100)]
 Method = Literal["GET", "HEAD"]
 UrlPath = Annotated[str, AfterValidator(_path)]
-Port = Annotated[int, Field(ge=0, le=65535)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+ServiceName = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"),
+    AfterValidator(_service_name),
+]
+AllowedHost = Annotated[str, AfterValidator(_allowed_host)]
+CspSource = Annotated[str, AfterValidator(_csp_source)]
 Millis = Annotated[int, Field(gt=0, le=3_600_000)]
 
 
@@ -123,6 +176,12 @@ class WebSettings(_Section):
     cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://127.0.0.1:5173")
     # Without a token the control endpoints answer loopback callers only.
     control_token: SecretStr | None = None
+    # Host names (besides localhost, 127.0.0.1, [::1], the bound host and the
+    # hosts in [monitor] urls) that requests may name; "*" allows any, and
+    # "*.example.org" any subdomain. Anything else gets 421 (DNS rebinding).
+    allowed_hosts: tuple[AllowedHost, ...] = ()
+    # Who may frame the page (CSP frame-ancestors).
+    frame_ancestors: tuple[CspSource, ...] = ("'self'",)
 
 
 class MonitorSettings(_Section):
@@ -152,7 +211,7 @@ class BrokerSettings(_Section):
 
 
 class ServiceSettings(_Section):
-    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: ServiceName
     url: HttpUrl
     health_path: UrlPath = "/health"
     data_endpoint: UrlPath = "/"
@@ -268,24 +327,41 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def starter_text() -> str:
+    """The commented starter config.toml that ``healthmon init`` writes: the four-mock demo."""
+    return (resources.files("healthmon") / "starter.toml").read_text(encoding="utf-8")
+
+
+def parse_settings(text: str, source: str | Path) -> Settings:
+    """Validate TOML ``text`` (with the environment over it), or raise ``ConfigError``."""
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+
+
+def demo_settings() -> Settings:
+    """The built-in demo: the starter file's four mocks, environment overrides applied."""
+    return parse_settings(starter_text(), "built-in demo")
+
+
 def load_settings(path: Path | None = None) -> Settings:
     """Read and validate the configuration, or raise ``ConfigError``.
 
     With no ``path``, ``./config.toml`` is read when present and the defaults
     (no services) otherwise; a path that is given must exist.
     """
-    data: dict[str, Any] = {}
     source = path or DEFAULT_CONFIG
+    text = ""
     if path is not None or source.exists():
         try:
-            data = tomllib.loads(source.read_text(encoding="utf-8"))
+            text = source.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{source}: file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{source}: cannot read: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    try:
-        return Settings(**data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc)}") from None
+    return parse_settings(text, source)

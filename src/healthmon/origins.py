@@ -1,22 +1,79 @@
-"""Which browser origins may use the page's channels: the same rule everywhere."""
+"""Which hosts a request may name and which browser origins may use the page's
+channels: the same rules everywhere, from the configuration alone.
+
+Nothing here is derived from the request: a page on ``http://evil.example:4000``
+whose name resolves to 127.0.0.1 (DNS rebinding) chooses both its ``Host`` and
+its ``Origin``, so neither can vouch for the other.
+"""
 
 from __future__ import annotations
 
-from healthmon.config import WebSettings
+from collections.abc import Iterable
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from healthmon.config import MonitorSettings, WebSettings
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+_ANY_ADDRESS = ("", "0.0.0.0", "::", "[::]")
 
 
+def host_name(host: str) -> str:
+    """``host`` as a Host header carries it (IPv6 in brackets), lower case, no port."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    if host.count(":") > 1:  # a bare IPv6 address, as in [web] host = "::1"
+        return f"[{host}]"
+    return host.partition(":")[0]
+
+
+def _bound_host(web: WebSettings) -> str | None:
+    host = host_name(web.host)
+    return None if host in _ANY_ADDRESS else host
+
+
+@lru_cache(maxsize=32)
+def allowed_hosts(web: WebSettings, monitor: MonitorSettings | None = None) -> frozenset[str]:
+    """Host names requests may name: loopback, the bound host, [monitor] urls, the configured."""
+    hosts = set(LOOPBACK_HOSTS) | set(web.allowed_hosts)
+    if (bound := _bound_host(web)) is not None:
+        hosts.add(bound)
+    if monitor is not None:
+        # Where other processes are told to reach a monitor: the operator's names.
+        hosts.update(host_name(urlsplit(url).netloc) for url in monitor.urls)
+    return frozenset(hosts)
+
+
+def host_allowed(host: str | None, allowed: Iterable[str]) -> bool:
+    """Whether a request's Host header names this server (ports are not compared)."""
+    if not host:
+        return False
+    name = host_name(host)
+    for entry in allowed:
+        if entry == "*" or entry == name:
+            return True
+        if entry.startswith("*.") and name.endswith(entry[1:]):
+            return True
+    return False
+
+
+@lru_cache(maxsize=32)
 def page_origins(web: WebSettings) -> frozenset[str]:
-    """The page's own origins, by every loopback name, plus the configured ones."""
+    """The page's own origins, by every loopback name and configured host, plus cors_origins."""
     port = web.port
-    own = {f"http://localhost:{port}", f"http://127.0.0.1:{port}", f"http://[::1]:{port}"}
-    if web.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
-        own.add(f"http://{web.host}:{port}")
+    names = set(LOOPBACK_HOSTS) | {h for h in web.allowed_hosts if "*" not in h}
+    if (bound := _bound_host(web)) is not None:
+        names.add(bound)
+    own = {f"http://{name}:{port}" for name in names}
     return frozenset(own | set(web.cors_origins))
 
 
-def origin_allowed(origin: str, host: str, web: WebSettings) -> bool:
-    """The page's own origin (by whatever name the server was reached) or a configured one.
+def origin_allowed(origin: str, host: str | None, web: WebSettings) -> bool:
+    """One of the page's configured origins (``page_origins``).
 
-    ``host`` is the request's Host header: a page served from it is same-origin.
+    ``host`` is ignored: kept so that callers compile unchanged. A page's own
+    ``Host`` says nothing about whether it is ours.
     """
-    return origin in (f"http://{host}", f"https://{host}") or origin in page_origins(web)
+    del host
+    return origin in page_origins(web)

@@ -1,0 +1,117 @@
+"""What every response goes through: the Host allow-list and the security headers.
+
+``guard`` is the application's one middleware. It refuses a request whose
+``Host`` is not one of this server's names (421, before any handler runs:
+the defence against DNS rebinding, as Starlette's TrustedHostMiddleware), and
+adds a Content-Security-Policy, ``nosniff`` and ``Referrer-Policy`` to every
+other answer. It is a plain function, not a coroutine: a WebSocket upgrade
+passes straight to its handler's coroutine, so a long-lived socket holds no
+middleware frame.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from healthmon.config import Settings
+from healthmon.keys import CONFIG
+from healthmon.origins import allowed_hosts, host_allowed
+
+log = structlog.get_logger(__name__)
+
+# A Host value that may appear in a CSP source expression as it is.
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\](:\d+)?")
+
+
+def service_sources(settings: Settings) -> list[str]:
+    """Every configured service's host, any port, in config order: the page polls them itself.
+
+    Any port, because a page keeps the policy it was loaded with: a service that
+    a reload adds on a known host (a new mock, say) is reachable without a page
+    reload; one on a new host is once the page is reloaded.
+    """
+    sources: list[str] = []
+    for service in settings.services:
+        parts = urlsplit(service.url)
+        host = parts.netloc.rpartition(":")[0] if parts.port else parts.netloc
+        source = f"{parts.scheme}://{host.lower()}:*"
+        if source not in sources:
+            sources.append(source)
+    return sources
+
+
+def content_security_policy(settings: Settings, host: str) -> str:
+    """No inline script or style; connections to this server and the services only."""
+    connect = ["'self'"]
+    if _PLAIN_HOST.fullmatch(host):
+        # 'self' covers ws: in CSP3, not in every browser yet: name the socket too.
+        connect += [f"ws://{host}", f"wss://{host}"]
+    connect += service_sources(settings)
+    ancestors = " ".join(settings.web.frame_ancestors) or "'none'"
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"connect-src {' '.join(connect)}",
+            "img-src 'self' data:",
+            "object-src 'none'",
+            f"frame-ancestors {ancestors}",
+            "base-uri 'none'",
+            "form-action 'self'",
+        ]
+    )
+
+
+def _set_headers(response: web.StreamResponse, request: web.Request) -> None:
+    if response.prepared:  # already sent (a stream): too late, and nothing to protect
+        return
+    headers = response.headers
+    headers.setdefault(
+        "Content-Security-Policy",
+        content_security_policy(request.app[CONFIG].settings, request.host),
+    )
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+
+
+async def _with_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # an error answer is a response too
+        _set_headers(exc, request)
+        raise
+    _set_headers(response, request)
+    return response
+
+
+def _refuse(exc: web.HTTPException) -> web.HTTPException:
+    exc.headers["X-Content-Type-Options"] = "nosniff"
+    exc.headers["Content-Security-Policy"] = "default-src 'none'"
+    return exc
+
+
+@web.middleware
+def guard(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """Refuse a Host that is not ours (421); give every other answer the security headers."""
+    host = request.headers.get("Host")
+    if not host:
+        raise _refuse(web.HTTPBadRequest(text="a Host header is required"))
+    settings = request.app[CONFIG].settings
+    if not host_allowed(host, allowed_hosts(settings.web, settings.monitor)):
+        log.warning("http.host_refused", host=host, path=request.path)
+        raise _refuse(
+            web.HTTPMisdirectedRequest(
+                text="this server does not answer to that host name; "
+                "add it to [web] allowed_hosts to allow it"
+            )
+        )
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return handler(request)
+    return _with_headers(request, handler)
