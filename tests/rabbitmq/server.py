@@ -1,10 +1,10 @@
 """A throwaway RabbitMQ node on loopback, owned by the test session.
 
-It follows /work/shared/reference/rabbitmq-on-loopback.md: the package's own
-``rabbitmq-server`` started in a session of its own, every port, folder and
-the Erlang cookie (via ``HOME``) private to this node, and an ``epmd`` of its
-own on a private port, so it never meets another node and can be ended
-whole by its process group.
+Debian's ``rabbitmq-server`` started detached, in a session of its own, on
+loopback with its own node name and data folder, as the package allows: every
+port, folder and the Erlang cookie (via ``HOME``) private to this node, and an
+``epmd`` of its own on a private port, so it never meets another node and can
+be ended whole by its process group.
 """
 
 from __future__ import annotations
