@@ -169,8 +169,8 @@ def create_app(
         app.cleanup_ctx.append(_board)
         app.cleanup_ctx.append(_heartbeats)
         app.on_shutdown.append(_close_websockets)
-        # Straight to the hub, through no middleware: every frame on a
-        # long-lived socket's stack is memory held per connection.
+        # Straight to the hub: the one middleware (security.guard) checks the
+        # Host and hands a WebSocket upgrade on without a frame of its own.
         app.router.add_get("/ws", hub.handle)
         setup_page(app)
     if MONITOR_ROLE in roles:
