@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import machine
+from bench.convergence import convergence_figures
 from bench.fanout import fanout_figures
 from bench.figures import Figure
 from bench.idle import idle_figures, startup_figures
@@ -100,6 +101,20 @@ class Runner:
                         plan.scale_window_s,
                         plan.services_per_port,
                         self.workdir,
+                    ),
+                )
+            )
+        if "convergence" in self.scenarios:
+            steps.append(
+                (
+                    "convergence",
+                    convergence_figures(
+                        session,
+                        loop,
+                        plan.convergence_rounds,
+                        plan.convergence_cycles,
+                        self.workdir,
+                        self.rng,
                     ),
                 )
             )

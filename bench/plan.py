@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-SCENARIOS = ("startup", "idle", "latency", "fanout", "scale")
+SCENARIOS = ("startup", "idle", "latency", "fanout", "scale", "convergence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,9 @@ class Plan:
     scale_window_s: float
     # 1: every service on its own port, as if each were its own host.
     services_per_port: int
+    # Convergence under chaos: truth changes, and monitor / ws off-on cycles.
+    convergence_rounds: int
+    convergence_cycles: int
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -42,6 +45,8 @@ QUICK = Plan(
     scale_sizes=(2000,),
     scale_window_s=5,
     services_per_port=1,
+    convergence_rounds=16,
+    convergence_cycles=2,
 )
 
 FULL = Plan(
@@ -57,4 +62,6 @@ FULL = Plan(
     scale_sizes=(500, 1000, 1500, 2000, 3000, 4000, 6000, 8000),
     scale_window_s=15,
     services_per_port=1,
+    convergence_rounds=60,
+    convergence_cycles=6,
 )
