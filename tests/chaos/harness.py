@@ -56,6 +56,26 @@ def chaos_rounds(rounds: int, budget_s: float) -> tuple[int, float]:
     return int(wanted), budget_s * int(wanted) / rounds
 
 
+def plan_rounds(
+    rng: random.Random,
+    rounds: int,
+    weights: Mapping[str, int],
+    required: Iterable[str],
+    per_round: tuple[int, ...] = (1,),
+) -> list[list[str]]:
+    """Each round's kinds of action, drawn by weight; each ``required`` kind in the first half.
+
+    So every run, whatever its seed, exercises every kind of failure.
+    """
+    kinds, odds = list(weights), list(weights.values())
+    plan = [rng.choices(kinds, odds, k=rng.choice(per_round)) for _ in range(rounds)]
+    early = max(1, rounds // 2)
+    for kind in required:
+        if not any(kind in actions for actions in plan[:early]):
+            plan[rng.randrange(early)].append(kind)
+    return plan
+
+
 @dataclass(frozen=True, slots=True)
 class Timing:
     """The ``[monitor]`` periods the config is written with, and the bounds they give."""

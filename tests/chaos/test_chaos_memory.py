@@ -26,6 +26,7 @@ from tests.chaos.harness import (
     chaos_seed,
     check,
     mode_action,
+    plan_rounds,
     wait_or_fail,
     write_config,
 )
@@ -37,6 +38,7 @@ ROUNDS = 8
 BUDGET_S = 15.0
 pytestmark = pytest.mark.timeout(int(chaos_rounds(ROUNDS, BUDGET_S)[1]) + 60)
 CLIENTS = 4
+WEIGHTS = {"mode": 5, "monitor": 2, "ws": 1}
 
 
 class Single:
@@ -85,9 +87,10 @@ async def test_every_view_converges_on_one_process(tmp_path: Path) -> None:
                 await wait_or_fail(record, crowd, crowd.connected, "first snapshots")
                 await asyncio.sleep(timing.quiet_s)
                 check(record, crowd, truth, live=True)
+                plan = plan_rounds(rng, rounds, WEIGHTS, required=["monitor", "ws"])
                 while record.round < rounds and record.elapsed() < budget_s:
+                    action = plan[record.round][0]
                     record.round += 1
-                    action = rng.choices(["mode", "monitor", "ws"], weights=[5, 2, 1])[0]
                     if action == "mode":
                         await mode_action(rng, record, truth, single.set_mode)
                     elif action == "monitor":

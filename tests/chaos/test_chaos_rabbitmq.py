@@ -2,11 +2,13 @@
 
 One ``--role mocks`` process, two ``--role monitor`` and two ``--role ws``
 processes share a RabbitMQ node; third-party WebSocket clients sit on both
-ws processes. Each round applies one or two random actions — mocks switched
-or flapped, a monitor SIGKILLed (and restarted, or left dead), a ws process
-SIGKILLed and restarted, RabbitMQ stopped and started — waits until the
-restarted processes answer and the clients have reconnected, sleeps the
-quiet period (the bound under test) and asserts every client's view.
+ws processes. Each round applies one or two random actions: mocks switched
+or flapped, a monitor SIGKILLed (and restarted, or left dead), every monitor
+SIGKILLed (the cards must turn stale), a ws process SIGKILLed and restarted,
+RabbitMQ stopped and started; each kind comes at least once in the first
+half of a run. Then it waits until the restarted processes answer and the
+clients have reconnected, sleeps the quiet period (the bound under test)
+and asserts every client's view.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tests.chaos.harness import (
     chaos_seed,
     check,
     mode_action,
+    plan_rounds,
     wait_or_fail,
     write_config,
 )
@@ -47,6 +50,8 @@ pytestmark = [
 ]
 CLIENTS_PER_WS = 3
 BROKER_BOUNCES = 2
+# Each kind of action's odds; a blackout (every monitor killed) comes once, by plan.
+WEIGHTS = {"mode": 4, "monitor": 3, "ws": 2, "broker": 1}
 
 
 class Split:
@@ -197,20 +202,25 @@ class Chaos:
         )
         self.record.note("every process reconnected")
 
-    async def round(self) -> None:
-        kinds = ["mode", "monitor", "ws"]
-        weights = [4, 3, 2]
-        if self.broker_bounces < BROKER_BOUNCES:
-            kinds.append("broker")
-            weights.append(1)
-        for kind in self.rng.choices(kinds, weights, k=self.rng.choice([1, 1, 2])):
+    async def blackout(self) -> None:
+        """Every monitor SIGKILLed: cards must turn stale, then recover when one returns."""
+        for index, process in enumerate(self.split.monitors):
+            if process is not None:
+                await self.split.kill_monitor(index)
+                self.record.note(f"monitor {index} SIGKILLed (blackout)")
+        await self.maybe_modes()
+
+    async def round(self, kinds: list[str]) -> None:
+        for kind in kinds:
             if kind == "mode":
                 await self.maybe_modes(1.0)
             elif kind == "monitor":
                 await self.monitor()
+            elif kind == "blackout":
+                await self.blackout()
             elif kind == "ws":
                 await self.ws()
-            elif self.broker_bounces < BROKER_BOUNCES:
+            elif kind == "broker" and self.broker_bounces < BROKER_BOUNCES:
                 await self.broker()
 
 
@@ -238,9 +248,17 @@ async def test_every_view_converges_across_processes(
                 await wait_or_fail(record, crowd, crowd.connected, "first snapshots")
                 await asyncio.sleep(timing.quiet_s)
                 check(record, crowd, truth, live=True)
+                plan = plan_rounds(
+                    rng,
+                    rounds,
+                    WEIGHTS,
+                    required=["monitor", "ws", "broker", "blackout"],
+                    per_round=(1, 1, 2),
+                )
                 while record.round < rounds and record.elapsed() < budget_s:
+                    kinds = plan[record.round]
                     record.round += 1
-                    await chaos.round()
+                    await chaos.round(kinds)
                     live = split.live_monitors > 0
                     await asyncio.sleep(timing.quiet_s if live else timing.stale_quiet_s)
                     check(record, crowd, truth, live=live)
