@@ -243,3 +243,15 @@ def test_uptime_says_which_window_it_covers() -> None:
     wire = history.to_wire(1_000_000 + 600_000)
     assert wire["known_ms"] == 600_000
     assert wire["uptime_1h"] == 50.0
+
+
+async def test_the_board_keeps_recent_changes_for_later_pages() -> None:
+    """Status changes (not first knowledge) are kept, oldest first, for new pages' event logs."""
+    b, _ = board()
+    b.apply(update("A", 1, 1_000, Status.UP))
+    b.apply(update("A", 2, 2_000, Status.DOWN, "connection refused"))
+    b.apply(update("A", 3, 3_000, Status.UP))
+    changes = b.recent_changes()
+    assert [(c["from"], c["to"]) for c in changes] == [("up", "down"), ("down", "up")]
+    assert changes[0]["reason"] == "connection refused"
+    assert changes[0]["ts"] == 2_000

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp
@@ -52,6 +53,8 @@ LivenessListener = Callable[[bool], None]
 STALE_AFTER_HEARTBEATS = 3
 # How often staleness and monitor liveness are looked at.
 SWEEP_MS = 100
+# Status changes kept for pages that open (or reload) later: the event log.
+RECENT_CHANGES = 200
 
 
 def stale_after_ms(service: ServiceSettings, defaults: MonitorSettings) -> int:
@@ -80,6 +83,8 @@ class StatusBoard:
         # Asked when the board knows it missed details (a re-sync fetches them).
         self.on_missed: list[Callable[[], None]] = []
         self.heartbeat_ms = monitor.heartbeat_ms
+        # The latest status changes, oldest first: every page's event log.
+        self._recent: deque[dict[str, object]] = deque(maxlen=RECENT_CHANGES)
         self.set_services(services, monitor)
 
     @property
@@ -208,6 +213,17 @@ class StatusBoard:
         self._states[name] = state
         if state.status is not current.status:
             self._history[name].change(state.since or state.checked_at or now_ms(), state.up)
+            if current.status is not Status.UNKNOWN:
+                # First knowledge (unknown to anything) is no event worth a line.
+                self._recent.append(
+                    {
+                        "ts": state.since or state.checked_at or now_ms(),
+                        "service": name,
+                        "from": current.status.value,
+                        "to": state.status.value,
+                        "reason": state.reason,
+                    }
+                )
             if self._unknown:
                 self._unknown.discard(name)
                 if not self._unknown:
@@ -338,6 +354,10 @@ class StatusBoard:
             for name, state in self._states.items()
             if (age := state.age_at(mono)) is not None
         }
+
+    def recent_changes(self) -> list[dict[str, object]]:
+        """The latest status changes, oldest first, of services still configured."""
+        return [change for change in self._recent if change["service"] in self._states]
 
     def stale_names(self) -> list[str]:
         return [name for name, state in self._states.items() if state.stale]
