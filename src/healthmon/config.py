@@ -226,6 +226,8 @@ class ServiceSettings(_Section):
     degraded_after_ms: Millis | None = None
     failure_threshold: Threshold | None = None
     success_threshold: Threshold | None = None
+    # Services this one needs: while one of them is down, this one is blocked.
+    depends_on: tuple[ServiceName, ...] = ()
 
     @property
     def health_url(self) -> str:
@@ -243,6 +245,31 @@ class ServiceSettings(_Section):
     def port(self) -> int:
         parts = urlsplit(self.url)
         return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def dependency_cycle(services: Sequence[ServiceSettings]) -> list[str] | None:
+    """The first dependency cycle in config order, as a path back to its start; None if none.
+
+    Depth-first without recursion: a long chain of services is no error.
+    """
+    needs = {service.name: service.depends_on for service in services}
+    done: set[str] = set()
+    for service in services:
+        if service.name in done:
+            continue
+        path = [service.name]
+        pending = [iter(needs[service.name])]
+        while pending:
+            dependency = next(pending[-1], None)
+            if dependency is None:
+                pending.pop()
+                done.add(path.pop())
+            elif dependency in path:
+                return [*path[path.index(dependency) :], dependency]
+            elif dependency not in done and dependency in needs:
+                path.append(dependency)
+                pending.append(iter(needs[dependency]))
+    return None
 
 
 class Settings(BaseSettings):
@@ -287,6 +314,18 @@ class Settings(BaseSettings):
                 if service.port == self.web.port:
                     raise ValueError(f"services[{index}].url: port {service.port} is the web port")
                 mock_ports[service.port] = service.name
+        return self
+
+    @model_validator(mode="after")
+    def _known_acyclic_dependencies(self) -> Settings:
+        index = {service.name: i for i, service in enumerate(self.services)}
+        for i, service in enumerate(self.services):
+            for name in service.depends_on:
+                if name not in index:
+                    raise ValueError(f"services[{i}].depends_on: unknown service {name!r}")
+        if (cycle := dependency_cycle(self.services)) is not None:
+            path = " → ".join(cycle)
+            raise ValueError(f"services[{index[cycle[0]]}].depends_on: cycle {path}")
         return self
 
     def service(self, name: str) -> ServiceSettings | None:
