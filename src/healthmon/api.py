@@ -20,7 +20,8 @@ from healthmon.errors import StartupError
 from healthmon.keys import BOARD, CONFIG, HUB, MOCKS, MONITOR
 from healthmon.mocks import Mode
 from healthmon.models import now_ms
-from healthmon.origins import origin_allowed
+from healthmon.origins import control_origin_allowed
+from healthmon.sse import EVENTS
 
 log = structlog.get_logger(__name__)
 
@@ -96,8 +97,9 @@ def _authorize(request: web.Request) -> None:
     """Control calls: loopback (or the configured token), JSON, from our page."""
     settings = request.app[CONFIG].settings.web
     origin = request.headers.get("Origin")
-    # A page on another site could POST to localhost; our page's origins only.
-    if origin is not None and not origin_allowed(origin, request.host, settings):
+    # A page on another site could POST to localhost; our page's own origins
+    # only (an app in cors_origins may read, never switch).
+    if origin is not None and not control_origin_allowed(origin, settings):
         raise web.HTTPForbidden(text=f"origin {origin} may not use the control endpoints")
     token = settings.control_token
     if token is not None:
@@ -167,6 +169,7 @@ _UNSEEN: dict[str, Any] = {
     "since": None,
     "checks": [],
     "history": None,
+    "blocked_by": [],
 }
 
 
@@ -189,12 +192,14 @@ def services_document(app: web.Application) -> dict[str, Any]:
                 "data_url": service.data_url,
                 "mock": service.mock,
                 "mode": mock.mode.value if mock else None,
+                "depends_on": list(service.depends_on),
                 **_UNSEEN,
                 **details.get(service.name, {}),
             }
         )
     monitor = app.get(MONITOR)
     hub = app.get(HUB)
+    events = app.get(EVENTS)
     return {
         "services": services,
         "config_error": app[CONFIG].error,
@@ -209,6 +214,10 @@ def services_document(app: web.Application) -> dict[str, Any]:
         "ws": {
             "running": hub.enabled if hub else None,
             "clients": len(hub.clients) if hub else 0,
+        },
+        "sse": {
+            "running": events.enabled if events else None,
+            "clients": len(events) if events else 0,
         },
     }
 
@@ -248,6 +257,8 @@ def _components(app: web.Application) -> dict[str, Callable[[bool], Awaitable[No
         switches["monitor"] = lambda running: monitor.start() if running else monitor.stop()
     if HUB in app:
         switches["ws"] = app[HUB].set_enabled
+    if EVENTS in app:
+        switches["sse"] = app[EVENTS].set_enabled
     return switches
 
 

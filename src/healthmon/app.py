@@ -40,7 +40,8 @@ from healthmon.mocks import mock_for
 from healthmon.models import now_ms
 from healthmon.page import setup_page
 from healthmon.reload import reloader_context
-from healthmon.security import guard
+from healthmon.security import add_preflights, guard
+from healthmon.sse import setup_events
 from healthmon.status import (
     HttpSnapshot,
     MonitorSnapshot,
@@ -172,6 +173,8 @@ def create_app(
         # Straight to the hub: the one middleware (security.guard) checks the
         # Host and hands a WebSocket upgrade on without a frame of its own.
         app.router.add_get("/ws", hub.handle)
+        # The same messages as a Server-Sent Events stream, switched separately ("sse").
+        setup_events(app, hub)
         setup_page(app)
     if MONITOR_ROLE in roles:
         app.cleanup_ctx.append(_monitor)
@@ -180,6 +183,8 @@ def create_app(
     app.on_startup.append(_watch_metrics)
     app.router.add_get("/metrics", app[METRICS].handle)
     setup_routes(app, roles)
+    # OPTIONS on the routes other origins may read (after every route is added).
+    add_preflights(app)
     return app
 
 

@@ -4,14 +4,28 @@ A broadcast is encoded once, framed once, and the same bytes are written to
 every socket's transport: writing never waits, so one slow reader delays no
 one. Each socket's unsent backlog is bounded; a client past the bound is
 dropped (it reconnects and gets a fresh snapshot, so it loses nothing).
+
+Every message that changes what a client holds (``initialSnapshot``,
+``statusUpdate``, ``configError``) is numbered: ``stream`` names this hub
+instance (new at each start), ``seq`` counts from 1. The last
+``JOURNAL_SIZE`` numbered messages are kept, encoded, so a client that comes
+back with ``since=<stream>:<seq>`` gets exactly what it missed instead of a
+snapshot. Other push channels (Server-Sent Events) are outlets: the
+hub hands each message to them encoded once, in the same order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+import secrets
 import struct
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import islice
+from typing import Protocol
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -29,6 +43,54 @@ MAX_CLIENT_FRAME = 4096
 MAX_BACKLOG = 256 * 1024
 # Sockets a heartbeat is written to before the loop gets a turn.
 HEARTBEAT_SLICE = 256
+# Numbered messages kept for clients that resume.
+JOURNAL_SIZE = 1024
+# The messages that change what a client holds: numbered, kept, replayed.
+NUMBERED = frozenset({"initialSnapshot", "statusUpdate", "configError"})
+# ``<stream>:<seq>``: a stream id as this hub makes them, a decimal of at most 18 digits.
+_SINCE = re.compile(r"([0-9a-f]{1,32}):([0-9]{1,18})", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Since:
+    """Where a client left off: the last numbered message it applied."""
+
+    stream: str
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.stream}:{self.seq}"
+
+
+def parse_since(value: str | None) -> Since | None:
+    """``since`` or ``Last-Event-ID`` as a resume point; None (a snapshot) for anything else."""
+    if value is None:
+        return None
+    match = _SINCE.fullmatch(value.strip())
+    if match is None:
+        return None
+    return Since(match[1], int(match[2]))
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A message encoded once: its type, its JSON, and its number (None: not numbered)."""
+
+    type: str
+    json: bytes
+    seq: int | None = None
+
+
+class Outlet(Protocol):
+    """Another kind of push client: handed every broadcast, encoded once."""
+
+    def __len__(self) -> int: ...
+
+    def publish(self, message: Encoded) -> None:
+        """Write ``message`` to every client now, without waiting."""
+
+    async def publish_gently(self, message: Encoded) -> None:
+        """The same, in slices with the loop free between them (heartbeats)."""
 
 
 def _service_info(services: Iterable[ServiceSettings]) -> dict[str, dict[str, object]]:
@@ -95,13 +157,18 @@ class Hub:
         self.clients: set[asyncio.Transport] = set()
         self.dropped = 0
         self.broadcasts = 0
+        self.outlets: list[Outlet] = []
+        # This instance's stream of numbered messages, and the latest of them.
+        self.stream = secrets.token_hex(6)
+        self.seq = 0
+        self.journal: deque[Encoded] = deque(maxlen=JOURNAL_SIZE)
         board.on_change.append(self._on_change)
         board.on_liveness.append(self._on_liveness)
 
     # -- connections -----------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """``GET /ws``: only this handler reads from its socket."""
+        """``GET /ws`` (``?since=<stream>:<seq>`` to resume): only this handler reads its socket."""
         if not self.enabled:
             raise web.HTTPServiceUnavailable(text="WebSocket channel is switched off")
         origin = request.headers.get("Origin")
@@ -115,18 +182,18 @@ class Hub:
             return ws
         # asyncio's or uvloop's TCP transport (not an asyncio.Transport
         # subclass, so never isinstance-checked): both write, buffer, abort.
+        since = parse_since(request.query.get("since"))
         self.sockets.add(ws)
         try:
-            await ws.send_str(
-                json.dumps({"type": "welcome", "clients": len(self.sockets), "ts": now_ms()})
-            )
-            try:
-                await asyncio.wait_for(self.board.ready.wait(), self.snapshot_wait_s)
-            except TimeoutError:
-                log.warning("ws.snapshot_incomplete", missing=self._unknown_names())
-            # Snapshot and registration with no await between them: no change
-            # can fall in the gap, and none can arrive before the snapshot.
-            if not ws.closed and send(transport, text_frame(encode(self._snapshot()))):
+            await ws.send_str(self.welcome().json.decode())
+            missed = self.catch_up(since)
+            if missed is None:
+                await self.wait_ready()
+                missed = [self.snapshot()]
+            # What it missed (or its snapshot) and registration with no await
+            # between them: no change can fall in the gap, none come before.
+            frames = b"".join(text_frame(message.json) for message in missed)
+            if not ws.closed and send(transport, frames):
                 self.clients.add(transport)
                 async for msg in ws:
                     if msg.type is WSMsgType.ERROR:
@@ -138,6 +205,61 @@ class Hub:
 
     def _unknown_names(self) -> list[str]:
         return [n for n in self.board.names if n not in self.board.booleans()]
+
+    async def wait_ready(self) -> None:
+        """Until every service has been observed once, or the snapshot wait is over."""
+        try:
+            await asyncio.wait_for(self.board.ready.wait(), self.snapshot_wait_s)
+        except TimeoutError:
+            log.warning("ws.snapshot_incomplete", missing=self._unknown_names())
+
+    # -- numbering and resuming ------------------------------------------
+
+    def number(self, message: dict[str, object]) -> Encoded:
+        """Encode ``message`` once; a numbered type gets the next ``seq`` and is kept."""
+        kind = str(message["type"])
+        if kind not in NUMBERED:
+            return Encoded(kind, encode(message))
+        self.seq += 1
+        numbered = Encoded(
+            kind, encode({**message, "seq": self.seq, "stream": self.stream}), self.seq
+        )
+        self.journal.append(numbered)
+        return numbered
+
+    def catch_up(self, since: Since | None) -> list[Encoded] | None:
+        """The numbered messages after ``since``, in order; None when a snapshot is needed.
+
+        A client can resume when it names this stream and a ``seq`` no older
+        than the journal's first message minus one, and not from the future.
+        """
+        if since is None or since.stream != self.stream:
+            return None
+        first = self.seq - len(self.journal) + 1
+        if not first - 1 <= since.seq <= self.seq:
+            return None
+        return list(islice(self.journal, since.seq - first + 1, None))
+
+    def welcome(self) -> Encoded:
+        """The first message on every connection: not numbered, it says where the stream is."""
+        return self.number(
+            {
+                "type": "welcome",
+                "clients": len(self.sockets) + sum(len(outlet) for outlet in self.outlets),
+                "ts": now_ms(),
+                "stream": self.stream,
+                "seq": self.seq,
+            }
+        )
+
+    def snapshot(self) -> Encoded:
+        """One client's snapshot: numbered with the latest ``seq`` it includes, not kept.
+
+        Not a new number: a snapshot per connection would push out of the
+        journal what other clients need to resume.
+        """
+        message = {**self._snapshot(), "seq": self.seq, "stream": self.stream}
+        return Encoded("initialSnapshot", encode(message), self.seq)
 
     def _snapshot(self) -> dict[str, object]:
         services = self.board.details()
@@ -173,12 +295,21 @@ class Hub:
     # -- broadcasting ----------------------------------------------------
 
     def broadcast(self, message: dict[str, object]) -> int:
-        """Send to every client at once; returns how many were reached."""
-        if not self.clients:
+        """Send to every client at once; returns how many were reached.
+
+        A numbered message is numbered and kept even with no one connected:
+        a client away now gets it when it resumes.
+        """
+        encoded = self.number(message)
+        reached = len(self.clients) + sum(len(outlet) for outlet in self.outlets)
+        if not reached:
             return 0
         self.broadcasts += 1
-        self._write(text_frame(encode(message)), self.clients)
-        return len(self.clients)
+        if self.clients:
+            self._write(text_frame(encoded.json), self.clients)
+        for outlet in self.outlets:
+            outlet.publish(encoded)
+        return reached
 
     def _write(self, frame: bytes, clients: Iterable[asyncio.Transport]) -> None:
         slow = [client for client in clients if not send(client, frame)]
@@ -225,15 +356,18 @@ class Hub:
         """
         while True:
             await asyncio.sleep(self.heartbeat_s)
-            if not self.clients:
+            if not self.clients and not any(len(outlet) for outlet in self.outlets):
                 continue
             self.broadcasts += 1
-            frame = text_frame(encode(self._heartbeat()))
+            encoded = self.number(self._heartbeat())
+            frame = text_frame(encoded.json)
             clients = list(self.clients)
             for start in range(0, len(clients), HEARTBEAT_SLICE):
                 # A client that left or was dropped meanwhile fails its write quietly.
                 self._write(frame, clients[start : start + HEARTBEAT_SLICE])
                 await asyncio.sleep(0)
+            for outlet in self.outlets:
+                await outlet.publish_gently(encoded)
 
     # -- switching the channel -------------------------------------------
 

@@ -16,6 +16,7 @@ from healthmon.config import MonitorSettings, WebSettings
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _ANY_ADDRESS = ("", "0.0.0.0", "::", "[::]")
+SCHEMES = ("http", "https")
 
 
 def host_name(host: str) -> str:
@@ -59,21 +60,37 @@ def host_allowed(host: str | None, allowed: Iterable[str]) -> bool:
 
 
 @lru_cache(maxsize=32)
-def page_origins(web: WebSettings) -> frozenset[str]:
-    """The page's own origins, by every loopback name and configured host, plus cors_origins."""
+def own_origins(web: WebSettings) -> frozenset[str]:
+    """The page's own origins: every loopback name and configured host with the web port.
+
+    A configured name (not loopback) also counts on the default ports, for a
+    proxy in front of it (``https://healthmon.example.org``).
+    """
     port = web.port
-    names = set(LOOPBACK_HOSTS) | {h for h in web.allowed_hosts if "*" not in h}
+    names = {h for h in web.allowed_hosts if "*" not in h}
     if (bound := _bound_host(web)) is not None:
         names.add(bound)
-    own = {f"http://{name}:{port}" for name in names}
-    return frozenset(own | set(web.cors_origins))
+    own = {f"http://{name}:{port}" for name in names | set(LOOPBACK_HOSTS)}
+    own |= {f"{scheme}://{name}" for name in names - set(LOOPBACK_HOSTS) for scheme in SCHEMES}
+    return frozenset(own)
+
+
+@lru_cache(maxsize=32)
+def page_origins(web: WebSettings) -> frozenset[str]:
+    """The origins that may read the page's channels: its own, plus ``cors_origins``."""
+    return own_origins(web) | frozenset(web.cors_origins)
 
 
 def origin_allowed(origin: str, host: str | None, web: WebSettings) -> bool:
-    """One of the page's configured origins (``page_origins``).
+    """One of the origins that may read (``page_origins``): the socket, events, statuses.
 
     ``host`` is ignored: kept so that callers compile unchanged. A page's own
     ``Host`` says nothing about whether it is ours.
     """
     del host
     return origin in page_origins(web)
+
+
+def control_origin_allowed(origin: str, web: WebSettings) -> bool:
+    """The controls stay same-origin: the page's own origins only, never ``cors_origins``."""
+    return origin in own_origins(web)

@@ -1,4 +1,4 @@
-"""The page: one template rendered with the configured services, plus static files."""
+"""The pages (the dashboard, the example shop), the client module, and static files."""
 
 from __future__ import annotations
 
@@ -42,22 +42,46 @@ PLACEHOLDER: dict[str, object] = {
 }
 
 
-async def index(request: web.Request) -> web.Response:
+def _context(request: web.Request) -> dict[str, object]:
+    """What every page is rendered with: the services as the API shows them, and versions."""
     document = services_document(request.app)
     settings = request.app[CONFIG].settings
-    return aiohttp_jinja2.render_template(
-        "index.html",
-        request,
-        {
-            "services": document["services"],
-            "config_error": document.get("config_error"),
-            "placeholder": PLACEHOLDER,
-            "placeholder_mock": {**PLACEHOLDER, "mock": True},
-            "bootstrap_json": json.dumps(document),
-            "interval_ms": settings.monitor.interval_ms,
-            "static_version": request.app[STATIC_VERSION],
-        },
-    )
+    return {
+        "services": document["services"],
+        "config_error": document.get("config_error"),
+        "placeholder": PLACEHOLDER,
+        "placeholder_mock": {**PLACEHOLDER, "mock": True},
+        "bootstrap_json": json.dumps(document),
+        "interval_ms": settings.monitor.interval_ms,
+        "static_version": request.app[STATIC_VERSION],
+    }
+
+
+async def index(request: web.Request) -> web.Response:
+    return aiohttp_jinja2.render_template("index.html", request, _context(request))
+
+
+async def example(request: web.Request) -> web.Response:
+    """A small shop whose controls are gated by healthmon's client module alone."""
+    return aiohttp_jinja2.render_template("example.html", request, _context(request))
+
+
+# The client module, for this page and for apps on other origins (CORS: see
+# security.SHARED_PATHS); its TypeScript declarations beside it. Served like
+# the other static files (ETag, Last-Modified), under a stable path.
+CLIENT_FILES = {
+    "/client.js": ("client.js", "text/javascript; charset=utf-8"),
+    "/client.d.ts": ("client.d.ts", "application/typescript; charset=utf-8"),
+}
+
+
+async def client_file(request: web.Request) -> web.FileResponse:
+    name, content_type = CLIENT_FILES[request.path]
+    headers = {"Content-Type": content_type}
+    if name == "client.js":
+        # Deno and some editors fetch the declarations named here.
+        headers["X-TypeScript-Types"] = "/client.d.ts"
+    return web.FileResponse(static_dir() / name, headers=headers)
 
 
 def setup_page(app: web.Application) -> None:
@@ -68,4 +92,7 @@ def setup_page(app: web.Application) -> None:
     )
     app[STATIC_VERSION] = _static_version()
     app.router.add_get("/", index)
+    app.router.add_get("/example", example)
+    for path in CLIENT_FILES:
+        app.router.add_get(path, client_file)
     app.router.add_static("/static/", static_dir())

@@ -7,6 +7,11 @@ adds a Content-Security-Policy, ``nosniff`` and ``Referrer-Policy`` to every
 other answer. It is a plain function, not a coroutine: a WebSocket upgrade
 passes straight to its handler's coroutine, so a long-lived socket holds no
 middleware frame.
+
+Cross-origin reading (CORS) is allowed on the read-only routes in
+``SHARED_PATHS`` for the origins ``origin_allowed`` names: the page's own and
+``[web] cors_origins``. The Host allow-list still applies first, so an app on
+another origin reaches healthmon by one of its names.
 """
 
 from __future__ import annotations
@@ -21,9 +26,19 @@ from aiohttp.typedefs import Handler
 
 from healthmon.config import Settings
 from healthmon.keys import CONFIG
-from healthmon.origins import allowed_hosts, host_allowed
+from healthmon.origins import allowed_hosts, host_allowed, origin_allowed
 
 log = structlog.get_logger(__name__)
+
+# Read-only routes that a page on a listed origin may read (CORS). /ws is not
+# here: a WebSocket is not subject to CORS, its handler checks the Origin.
+SHARED_PATHS = frozenset({"/client.js", "/client.d.ts", "/events", "/statuses", "/api/services"})
+# What a preflight allows: reads, with the header an event-stream reader resumes with.
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, HEAD",
+    "Access-Control-Allow-Headers": "Last-Event-ID, Cache-Control",
+    "Access-Control-Max-Age": "600",
+}
 
 # A Host value that may appear in a CSP source expression as it is.
 _PLAIN_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\](:\d+)?")
@@ -69,25 +84,48 @@ def content_security_policy(settings: Settings, host: str) -> str:
     )
 
 
-def _set_headers(response: web.StreamResponse, request: web.Request) -> None:
+def add_headers(response: web.StreamResponse, request: web.Request) -> None:
+    """The security headers, and CORS on a shared route; a streaming handler calls it itself."""
     if response.prepared:  # already sent (a stream): too late, and nothing to protect
         return
     headers = response.headers
-    headers.setdefault(
-        "Content-Security-Policy",
-        content_security_policy(request.app[CONFIG].settings, request.host),
-    )
+    settings = request.app[CONFIG].settings
+    headers.setdefault("Content-Security-Policy", content_security_policy(settings, request.host))
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path in SHARED_PATHS:
+        # The answer depends on the Origin: a cache must not hand one origin's to another.
+        if "Origin" not in headers.getall("Vary", []):
+            headers.add("Vary", "Origin")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin_allowed(origin, None, settings.web):
+            headers["Access-Control-Allow-Origin"] = origin
+
+
+async def preflight(request: web.Request) -> web.Response:
+    """``OPTIONS`` on a shared route: allowed for a listed origin, 403 for another."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return web.Response(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
+    if not origin_allowed(origin, None, request.app[CONFIG].settings.web):
+        raise web.HTTPForbidden(text=f"origin {origin} is not in [web] cors_origins")
+    return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+
+
+def add_preflights(app: web.Application) -> None:
+    """Answer ``OPTIONS`` on each shared route this application serves."""
+    paths = {resource.canonical for resource in app.router.resources()}
+    for path in sorted(paths & SHARED_PATHS):
+        app.router.add_route("OPTIONS", path, preflight)
 
 
 async def _with_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # an error answer is a response too
-        _set_headers(exc, request)
+        add_headers(exc, request)
         raise
-    _set_headers(response, request)
+    add_headers(response, request)
     return response
 
 

@@ -69,6 +69,11 @@ class StatusBoard:
         self._states: dict[str, ServiceState] = {}
         self._history: dict[str, ServiceHistory] = {}
         self._stale_after: dict[str, int] = {}
+        # Each service's dependencies as configured; every service that depends
+        # on one, directly or not; and the blocked_by each was last shown with.
+        self._depends_on: dict[str, tuple[str, ...]] = {}
+        self._dependents: dict[str, tuple[str, ...]] = {}
+        self._blocked: dict[str, list[dict[str, object]]] = {}
         self._unknown: set[str] = set()
         self.ready = asyncio.Event()
         # Monitor id → when its last heartbeat arrived (monotonic ms).
@@ -97,6 +102,13 @@ class StatusBoard:
         self._states = {name: self._states.get(name, ServiceState()) for name in names}
         self._history = {name: self._history.get(name, ServiceHistory()) for name in names}
         self._stale_after = {s.name: stale_after_ms(s, monitor) for s in services}
+        self._depends_on = {s.name: s.depends_on for s in services}
+        dependents: dict[str, list[str]] = {name: [] for name in names}
+        for other in names:
+            for dependency in self._dependencies(other):
+                dependents.setdefault(dependency, []).append(other)
+        self._dependents = {name: tuple(found) for name, found in dependents.items() if found}
+        self._blocked = {name: self.blocked_by(name) for name in names}
         self.heartbeat_ms = monitor.heartbeat_ms
         self._unknown = {n for n, state in self._states.items() if state.status is Status.UNKNOWN}
         if self._unknown:
@@ -241,6 +253,39 @@ class StatusBoard:
     def _notify(self, name: str, state: ServiceState) -> None:
         for listener in self.on_change:
             listener(name, state)
+        # A dependency that went down (or stale, or came back) changes what
+        # its dependents are blocked by: they are news too, after it.
+        for dependent in self._dependents.get(name, ()):
+            blocked = self.blocked_by(dependent)
+            if blocked != self._blocked.get(dependent):
+                self._blocked[dependent] = blocked
+                for listener in self.on_change:
+                    listener(dependent, self._states[dependent])
+
+    # -- dependencies --------------------------------------------------------
+
+    def _dependencies(self, name: str) -> list[str]:
+        """Every service ``name`` depends on, directly or not, depth first in config order."""
+        seen: list[str] = []
+        pending = list(reversed(self._depends_on.get(name, ())))
+        while pending:
+            dependency = pending.pop()
+            if dependency in seen or dependency == name:
+                continue
+            seen.append(dependency)
+            pending.extend(reversed(self._depends_on.get(dependency, ())))
+        return seen
+
+    def blocked_by(self, name: str) -> list[dict[str, object]]:
+        """The dependencies of ``name`` (transitive) that are down or stale, with their status."""
+        blocked: list[dict[str, object]] = []
+        for dependency in self._dependencies(name):
+            state = self._states.get(dependency)
+            if state is not None and (state.status is Status.DOWN or state.stale):
+                blocked.append(
+                    {"service": dependency, "status": state.status.value, "stale": state.stale}
+                )
+        return blocked
 
     def _is_stale(self, name: str, state: ServiceState, now: float) -> bool:
         age = state.age_at(now)
@@ -332,6 +377,8 @@ class StatusBoard:
             "age_ms": None if age is None else round(age),
             "stale_after_ms": self._stale_after.get(name),
             "history": self._history[name].to_wire(now),
+            "depends_on": list(self._depends_on.get(name, ())),
+            "blocked_by": self.blocked_by(name),
         }
 
     def details(self) -> dict[str, dict[str, object]]:

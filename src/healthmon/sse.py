@@ -1,0 +1,204 @@
+"""Server-Sent Events: the socket's messages over plain HTTP, ``GET /events``.
+
+For networks whose proxies break WebSocket upgrades. The stream carries the
+same JSON as the socket, in the same order: each numbered message as
+
+    id: <stream>:<seq>
+    event: statusUpdate
+    data: {...}
+
+and welcome and heartbeats with no ``id:`` line (a browser keeps the last id
+it saw, so a reconnection resumes from the last numbered message). A
+``retry:`` line comes first and a ``: keep-alive`` comment every 15 s.
+``Last-Event-ID`` (or ``?since=``, the same format) resumes as the socket's
+``?since=`` does.
+
+Like the hub, a message is formatted once per broadcast and the same bytes
+are written to every stream's transport, framed as an HTTP/1.1 chunk (the
+response is chunked; aiohttp's own writer sends the headers, the first chunk
+and the last). Writing never waits; a stream whose unsent backlog passes the
+bound is dropped, and its client resumes where it left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+from aiohttp.http import HttpVersion11
+
+from healthmon.hub import HEARTBEAT_SLICE, Encoded, Hub, parse_since, send
+from healthmon.origins import origin_allowed
+from healthmon.security import add_headers
+from healthmon.supervise import supervise
+
+log = structlog.get_logger(__name__)
+
+# How long a browser waits before reconnecting a stream that ended.
+RETRY_MS = 1000
+# A comment this often keeps proxies from closing an idle stream.
+KEEPALIVE_S = 15.0
+KEEPALIVE = b": keep-alive\n\n"
+
+
+def event(message: Encoded, stream: str) -> bytes:
+    """One event: ``id:`` for numbered messages, ``event:`` its type, ``data:`` its JSON line."""
+    head = b"" if message.seq is None else f"id: {stream}:{message.seq}\n".encode()
+    return b"%sevent: %s\ndata: %s\n\n" % (head, message.type.encode(), message.json)
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk (RFC 9112 §7.1)."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+@dataclass(slots=True)
+class _Stream:
+    # Resolved when the stream is to end: dropped, switched off, shut down.
+    done: asyncio.Future[None]
+    # HTTP/1.1 streams are chunked; an HTTP/1.0 one ends when the connection does.
+    chunked: bool
+
+
+class EventStreams:
+    """Every open ``/events`` stream, fed by the hub as one of its outlets."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.enabled = True
+        self.streams: dict[asyncio.Transport, _Stream] = {}
+        self.dropped = 0
+        hub.outlets.append(self)
+
+    def __len__(self) -> int:
+        return len(self.streams)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """``GET /events``: the stream ends when it is dropped or switched off."""
+        if not self.enabled:
+            raise web.HTTPServiceUnavailable(text="event stream is switched off")
+        origin = request.headers.get("Origin")
+        if origin is not None and not origin_allowed(origin, request.host, self.hub.web):
+            log.warning("sse.origin_refused", origin=origin)
+            raise web.HTTPForbidden(text=f"origin {origin} is not allowed")
+        since = parse_since(request.headers.get("Last-Event-ID") or request.query.get("since"))
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                # nginx: pass each event on at once.
+                "X-Accel-Buffering": "no",
+            }
+        )
+        chunked = request.version >= HttpVersion11
+        if chunked:
+            response.enable_chunked_encoding()
+        # The guard adds these after the handler: too late for a stream.
+        add_headers(response, request)
+        await response.prepare(request)
+        transport = request.transport
+        if transport is None:  # the client left already
+            return response
+        try:
+            welcome = event(self.hub.welcome(), self.hub.stream)
+            await response.write(b"retry: %d\n\n%s" % (RETRY_MS, welcome))
+        except ConnectionError:
+            return response
+        missed = self.hub.catch_up(since)
+        if missed is None:
+            await self.hub.wait_ready()
+            missed = [self.hub.snapshot()]
+        # What it missed (or its snapshot) and registration with no await
+        # between them: no change can fall in the gap, none come before.
+        if not self.enabled or transport.is_closing():
+            return response
+        body = b"".join(event(message, self.hub.stream) for message in missed)
+        if not send(transport, chunk(body) if chunked else body):
+            return response
+        stream = self.streams[transport] = _Stream(
+            asyncio.get_running_loop().create_future(), chunked
+        )
+        try:
+            await stream.done
+        finally:
+            self.streams.pop(transport, None)
+        return response
+
+    # -- writing -----------------------------------------------------------
+
+    def publish(self, message: Encoded) -> None:
+        if self.streams:
+            self._write(event(message, self.hub.stream), list(self.streams.items()))
+
+    async def publish_gently(self, message: Encoded) -> None:
+        await self._write_gently(event(message, self.hub.stream))
+
+    async def _write_gently(self, data: bytes) -> None:
+        streams = list(self.streams.items())
+        for start in range(0, len(streams), HEARTBEAT_SLICE):
+            # A stream that ended meanwhile fails its write quietly.
+            self._write(data, streams[start : start + HEARTBEAT_SLICE])
+            await asyncio.sleep(0)
+
+    def _write(self, data: bytes, streams: list[tuple[asyncio.Transport, _Stream]]) -> None:
+        framed = chunk(data)
+        slow = [t for t, s in streams if not send(t, framed if s.chunked else data)]
+        for transport in slow:
+            self._drop(transport)
+
+    def _drop(self, transport: asyncio.Transport) -> None:
+        stream = self.streams.pop(transport, None)
+        if stream is not None and not stream.done.done():
+            stream.done.set_result(None)
+        if not transport.is_closing():
+            self.dropped += 1
+            log.warning("sse.client_dropped", reason="backlog over limit", dropped=self.dropped)
+            # Abort frees the backlog now; the end of the stream would wait behind it.
+            transport.abort()
+
+    async def keepalive(self) -> None:
+        """A comment every ``KEEPALIVE_S``, so idle proxies keep the streams open."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_S)
+            await self._write_gently(KEEPALIVE)
+
+    # -- switching the channel ---------------------------------------------
+
+    async def set_enabled(self, enabled: bool) -> None:
+        """Off: end every open stream and refuse new ones (503) until on again."""
+        self.enabled = enabled
+        if not enabled:
+            self.close_all()
+
+    def close_all(self) -> None:
+        streams = list(self.streams.values())
+        self.streams.clear()
+        for stream in streams:
+            if not stream.done.done():
+                stream.done.set_result(None)
+
+
+EVENTS = web.AppKey("events", EventStreams)
+
+
+async def _keepalive(app: web.Application) -> AsyncIterator[None]:
+    task = supervise("sse.keepalive", app[EVENTS].keepalive)
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[EVENTS].close_all()
+
+
+def setup_events(app: web.Application, hub: Hub) -> EventStreams:
+    """``GET /events`` beside the hub's socket, its keep-alive, and its end at shutdown."""
+    events = app[EVENTS] = EventStreams(hub)
+    app.router.add_get("/events", events.handle)
+    app.cleanup_ctx.append(_keepalive)
+    app.on_shutdown.append(_close_streams)
+    return events
