@@ -22,7 +22,7 @@ from healthmon.config import (
     starter_text,
 )
 from healthmon.errors import StartupError
-from healthmon.logs import configure_logging, visible
+from healthmon.logs import LOG_FORMATS, LogFormat, configure_logging, visible
 
 EXIT_OK, EXIT_DOWN, EXIT_USAGE = 0, 1, 2
 NO_CONFIG = (
@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_options.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    run_options.add_argument(
+        "--log-format",
+        default="auto",
+        choices=LOG_FORMATS,
+        help="classroom (one short line per event), console, json; "
+        "auto (default): classroom on a terminal, json when piped",
     )
     run_options.add_argument(
         "--loop",
@@ -212,8 +219,14 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(config: Path | None, roles: frozenset[str], log_level: str, loop: str = "auto") -> int:
-    configure_logging(log_level)
+def run(
+    config: Path | None,
+    roles: frozenset[str],
+    log_level: str,
+    loop: str = "auto",
+    log_format: LogFormat = "auto",
+) -> int:
+    configure_logging(log_level, fmt=log_format)
     try:
         settings = settings_for_run(config)
     except ConfigError as exc:
@@ -238,4 +251,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.path)
     if args.command == "status":
         return status(args.url)
-    return run(args.config, args.role, args.log_level, args.loop)
+    return run(args.config, args.role, args.log_level, args.loop, args.log_format)
