@@ -17,7 +17,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,rabbitmq,fast]'
+	$(BIN)/python -m pip install -q -e '.[dev,rabbitmq,fast,grpc]'
 	@touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run  ## start everything: page on http://localhost:4000/

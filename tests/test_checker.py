@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestServer, unused_port
 
 from healthmon.broker import STATUS_TOPIC
 from healthmon.broker.memory import MemoryBroker
-from healthmon.checker import CheckSpec, Monitor, check_once
+from healthmon.checker import CheckSpec, Monitor
+from healthmon.checks.http import check_once
 from healthmon.config import MonitorSettings, ServiceSettings
 from healthmon.models import Status, StatusUpdate, decode
 

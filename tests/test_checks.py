@@ -15,7 +15,8 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer, unused_port
 
-from healthmon.checker import CheckSpec, Debounce, check_once
+from healthmon.checker import CheckSpec, Debounce
+from healthmon.checks.http import check_once
 from healthmon.config import MonitorSettings, ServiceSettings
 from healthmon.models import Status
 
@@ -326,7 +327,7 @@ async def test_a_reading_bug_is_a_down_result(
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("healthmon.checker.read_answer", broken)
+    monkeypatch.setattr("healthmon.checks.http.read_answer", broken)
     result = await check_once(session, spec_for(await serve(body({"status": "pass"}))))
     assert (result.status, result.reason) == (
         Status.DOWN,

@@ -18,7 +18,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer, unused_port
 
 from healthmon.broker.memory import MemoryBroker
-from healthmon.checker import MAX_BODY, CheckSpec, Monitor, check_once, probe_for
+from healthmon.checker import CheckSpec, Monitor
+from healthmon.checks.http import MAX_BODY, check_once, probe_for
 from healthmon.config import MonitorSettings, ServiceSettings
 from healthmon.models import CheckResult, Status
 from healthmon.probe import Probe

@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from healthmon.checker import CheckSpec, check_once
+from healthmon.checker import CheckSpec
+from healthmon.checks.http import check_once
 from healthmon.config import MonitorSettings, ServiceSettings
 from healthmon.models import CheckResult, Status
 from healthmon.probe import Answer, Probe, ProbeError

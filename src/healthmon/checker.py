@@ -1,28 +1,33 @@
-"""Checks: ``check_once`` is one pure step; ``Monitor`` only schedules them.
+"""Scheduling checks: ``Monitor`` runs one loop per service and publishes what changes.
 
-Each service has its own loop, so a hung service delays nobody else; a loop
-never has two checks of its service in flight; a change of the shown state
-(and only that) is published, and a heartbeat says the monitor is alive.
+A check itself (``healthmon.checks``: http, tcp, grpc) is one step that returns
+its result as data; the loop only decides when. Each service has its own loop,
+so a hung service delays nobody else; a loop never has two checks of its
+service in flight; a change of the shown state (or of its details) is
+published, and a heartbeat says the monitor is alive.
+
+A loop checks every interval, and earlier when its check has news: the
+service closed its idle connection (a crashed process's sockets close at
+once), or a gRPC Watch stream pushed a change. Early checks after a closed
+connection are spaced by a quarter interval, so a service that closes every
+connection costs at most a few extra checks per interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass
 
 import aiohttp
 import structlog
-import yarl
 
 from healthmon.broker import HEARTBEAT_TOPIC, STATUS_TOPIC, Broker, BrokerUnavailable
-from healthmon.config import Method, MonitorSettings, ServiceSettings
-from healthmon.health import MAX_BODY as BODY_LIMIT
-from healthmon.health import Verdict, read_answer
+from healthmon.checks import Check, CheckSpec, check_for
+from healthmon.checks.http import USER_AGENT
+from healthmon.config import MonitorSettings, ServiceSettings
 from healthmon.models import (
     CheckResult,
     Heartbeat,
@@ -33,185 +38,14 @@ from healthmon.models import (
     now_ms,
     rounded,
 )
-from healthmon.probe import MAX_HEAD_BYTES, MAX_HEADERS, Answer, Probe, ProbeError
 from healthmon.supervise import supervise
+
+__all__ = ["CheckSpec", "Debounce", "Monitor"]
 
 log = structlog.get_logger(__name__)
 
-ACCEPT = "application/health+json, application/json;q=0.9, */*;q=0.1"
-USER_AGENT = "healthmon"
-# The health body limit (64 KiB, healthmon.health.MAX_BODY). Checks read one
-# byte more, so a longer body shows as one: DOWN "health body over 64 KiB".
-MAX_BODY = BODY_LIMIT
-
-_T = TypeVar("_T")
-
-
-def pick(own: _T | None, default: _T) -> _T:
-    return default if own is None else own
-
-
-@dataclass(frozen=True, slots=True)
-class CheckSpec:
-    """How one service is checked: its own knobs over ``[monitor]``'s defaults."""
-
-    name: str
-    url: str
-    method: Method
-    expected_status: tuple[tuple[int, int], ...]
-    headers: tuple[tuple[str, str], ...] = field(repr=False)
-    verify_tls: bool
-    interval_ms: int
-    timeout_ms: int
-    degraded_after_ms: int | None
-    failure_threshold: int
-    success_threshold: int
-
-    @classmethod
-    def resolve(cls, service: ServiceSettings, defaults: MonitorSettings) -> CheckSpec:
-        return cls(
-            name=service.name,
-            url=service.health_url,
-            method=pick(service.method, defaults.method),
-            expected_status=pick(service.expected_status, defaults.expected_status),
-            headers=tuple((k, v.get_secret_value()) for k, v in service.headers.items()),
-            verify_tls=pick(service.verify_tls, defaults.verify_tls),
-            interval_ms=pick(service.interval_ms, defaults.interval_ms),
-            timeout_ms=pick(service.timeout_ms, defaults.timeout_ms),
-            degraded_after_ms=pick(service.degraded_after_ms, defaults.degraded_after_ms),
-            failure_threshold=pick(service.failure_threshold, defaults.failure_threshold),
-            success_threshold=pick(service.success_threshold, defaults.success_threshold),
-        )
-
-
-def probe_for(spec: CheckSpec) -> Probe | None:
-    """The keep-alive probe that checks this service, or None where aiohttp does.
-
-    aiohttp keeps TLS (certificates, ``verify_tls``); plain ``http://`` goes
-    through the much cheaper ``Probe`` (the config refuses credentials in URLs).
-    """
-    if yarl.URL(spec.url).scheme != "http":
-        return None
-    headers = (("User-Agent", USER_AGENT), ("Accept", ACCEPT), *spec.headers)
-    return Probe(spec.url, spec.method, headers, MAX_BODY + 1)
-
-
-async def check_once(
-    session: aiohttp.ClientSession, spec: CheckSpec, probe: Probe | None = None
-) -> CheckResult:
-    """Check one service's health URL; the result is data, never an exception.
-
-    ``probe`` is the service's kept-alive connection (see ``probe_for``);
-    without one a plain-http check opens a connection for this check only.
-    """
-    one_shot = probe_for(spec) if probe is None else None
-    # perf_counter, not loop.time(): uvloop's clock has millisecond steps.
-    started = time.perf_counter()
-    try:
-        verdict = await _ask(session, spec, probe or one_shot)
-        latency_ms = (time.perf_counter() - started) * 1000
-    finally:
-        if one_shot is not None:
-            await one_shot.aclose()
-    limit = spec.degraded_after_ms
-    if verdict.status is Status.UP and limit is not None and latency_ms > limit:
-        verdict = Verdict(Status.DEGRADED, f"slow answer: {latency_ms:.0f} ms (over {limit} ms)")
-    return CheckResult(
-        service=spec.name,
-        status=verdict.status,
-        latency_ms=latency_ms,
-        reason=verdict.reason,
-        checked_at=now_ms(),
-        checks=verdict.checks,
-    )
-
-
-async def _ask(session: aiohttp.ClientSession, spec: CheckSpec, probe: Probe | None) -> Verdict:
-    """The verdict of one check; every exception but cancellation becomes a DOWN verdict."""
-    try:
-        async with asyncio.timeout(spec.timeout_ms / 1000):
-            if probe is not None:
-                answer = await probe.fetch()
-            else:
-                try:
-                    answer = await _fetch(session, spec)
-                except aiohttp.ServerDisconnectedError:
-                    # A kept-alive connection the server had already closed:
-                    # that says nothing about the service, so ask once more.
-                    answer = await _fetch(session, spec)
-    except TimeoutError:
-        return Verdict(Status.DOWN, f"no answer within {spec.timeout_ms} ms")
-    except ProbeError as exc:
-        return Verdict(Status.DOWN, str(exc))
-    except aiohttp.ClientConnectorCertificateError as exc:
-        return Verdict(Status.DOWN, f"TLS certificate not trusted: {exc.certificate_error}")
-    except aiohttp.ClientConnectorError as exc:
-        refused = isinstance(exc.os_error, ConnectionRefusedError)
-        return Verdict(
-            Status.DOWN, "connection refused" if refused else f"cannot connect: {exc.os_error}"
-        )
-    except aiohttp.ClientResponseError as exc:
-        if isinstance(exc.__cause__, aiohttp.http_exceptions.HttpProcessingError):
-            # aiohttp could not parse the answer (its status 400 is its own, not the service's).
-            return Verdict(Status.DOWN, _invalid_http(exc.message))
-        return Verdict(Status.DOWN, _describe(exc))
-    except aiohttp.ClientError as exc:
-        return Verdict(Status.DOWN, _describe(exc))
-    except OSError as exc:
-        return Verdict(Status.DOWN, f"network error: {exc.strerror or exc}")
-    except Exception as exc:  # CancelledError is no Exception: cancelling still cancels
-        log.error("check.failed", service=spec.name, exc_info=True)
-        return Verdict(Status.DOWN, f"check failed: {_describe(exc)}")
-    try:
-        return read_answer(answer.status, answer.body, spec.expected_status, answer.content_type)
-    except Exception as exc:
-        # read_answer is total; should a body still break it, the card says so.
-        log.error("check.unreadable_body", service=spec.name, exc_info=True)
-        return Verdict(Status.DOWN, f"unreadable health body: {_describe(exc)}")
-
-
-def _describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return text[:200]
-
-
-def _invalid_http(message: str) -> str:
-    """aiohttp's parser message, first clause only (it goes on to quote the bytes)."""
-    first = message.partition(":")[0].strip()
-    if first.startswith("Got more than "):
-        # aiohttp's max_line_size / max_field_size (8190 bytes by default).
-        size = first.removeprefix("Got more than ").partition(" ")[0]
-        return f"invalid HTTP response: a status or header line over {size} bytes"
-    return f"invalid HTTP response: {first[:100]}"
-
-
-async def _fetch(session: aiohttp.ClientSession, spec: CheckSpec) -> Answer:
-    headers = {"Accept": ACCEPT, **dict(spec.headers)}
-    async with session.request(
-        # A redirect is an answer: a health URL that redirects (to a login
-        # page, say) is misconfigured, and expected_status may ask for 3xx.
-        spec.method,
-        spec.url,
-        headers=headers,
-        ssl=spec.verify_tls,
-        allow_redirects=False,
-    ) as response:
-        # The Probe's head limits, on what aiohttp (within its own) accepted.
-        if len(response.raw_headers) > MAX_HEADERS:
-            raise ProbeError(f"more than {MAX_HEADERS} response headers")
-        if sum(len(k) + len(v) for k, v in response.raw_headers) > MAX_HEAD_BYTES:
-            raise ProbeError(f"response headers over {MAX_HEAD_BYTES // 1024} KiB")
-        chunks: list[bytes] = []
-        size = 0
-        # content.read(n) returns what has arrived, so read until the end or one
-        # byte over the limit (which shows the body is over it).
-        while spec.method != "HEAD" and size <= MAX_BODY:
-            chunk = await response.content.read(MAX_BODY + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return Answer(response.status, b"".join(chunks), response.headers.get("Content-Type", ""))
+#: Early checks after a lost connection: at least this share of an interval apart.
+RECHECK_SPACING = 0.25
 
 
 @dataclass(slots=True)
@@ -356,37 +190,36 @@ class Monitor:
 
     async def _loop(self, spec: CheckSpec, offset: float) -> None:
         assert self._session is not None
-        # The loop owns its service's connection: cancelling the loop (stop, or
-        # the service changed or removed) closes it.
-        probe = probe_for(spec)
+        # The loop owns its service's check and so its connections: cancelling
+        # the loop (stop, or the service changed or removed) closes them.
+        check = check_for(spec, self._session)
         try:
-            await self._checks(self._session, spec, probe, offset)
+            await self._checks(check, offset)
         finally:
-            if probe is not None:
-                await probe.aclose()
+            await check.aclose()
 
-    async def _checks(
-        self,
-        session: aiohttp.ClientSession,
-        spec: CheckSpec,
-        probe: Probe | None,
-        offset: float,
-    ) -> None:
+    async def _checks(self, check: Check, offset: float) -> None:
         loop = asyncio.get_running_loop()
+        spec = check.spec
         interval = spec.interval_ms / 1000
         debounce = Debounce(spec.failure_threshold, spec.success_threshold)
         unpublished = False
         due = loop.time() + offset
+        recheck_from = loop.time()
         while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            result = await check_once(session, spec, probe)
+            early = await check.wake.until(due, recheck_from)
+            result = await check.run()
             unpublished |= self.record(result, debounce)
             if unpublished:
                 # A failed publish is retried after the next check.
                 unpublished = not await self._publish(self.current[spec.name])
-            # Fixed rate; a check that overran its slot is followed at once,
-            # never by a burst of catch-up checks.
-            due = max(due + interval, loop.time())
+            if early:
+                # The regular schedule stands; the next early check waits a while.
+                recheck_from = loop.time() + interval * RECHECK_SPACING
+            else:
+                # Fixed rate; a check that overran its slot is followed at once,
+                # never by a burst of catch-up checks.
+                due = max(due + interval, loop.time())
 
     def record(self, result: CheckResult, debounce: Debounce) -> bool:
         """Take one check's result; True when the shown state or its details changed."""

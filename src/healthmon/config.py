@@ -7,6 +7,7 @@ over the file, nested with ``__`` (``HEALTHMON_WEB__PORT=4001``).
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -148,6 +149,38 @@ def _header_name(value: str) -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+# How a service is checked, and the URL schemes each kind takes.
+Kind = Literal["http", "tcp", "grpc"]
+KIND_SCHEMES: dict[str, tuple[str, ...]] = {
+    "http": ("http", "https"),
+    "tcp": ("tcp",),
+    "grpc": ("grpc", "grpcs"),
+}
+
+
+def _service_url(value: str) -> str:
+    """http(s)://, or tcp:// and grpc(s):// (for those kinds), with the same rules."""
+    scheme = urlsplit(value).scheme
+    if scheme in ("http", "https"):
+        return _http_url(value)
+    if scheme not in ("tcp", "grpc", "grpcs"):
+        raise ValueError("must be an absolute http://, https://, tcp://, grpc:// or grpcs:// URL")
+    # Host, port, credentials, query: checked as for http, on the rest of the URL.
+    return scheme + _http_url("http" + value[len(scheme) :])[len("http") :]
+
+
+ServiceUrl = Annotated[str, AfterValidator(_service_url)]
+# Service keys that only some kinds use: setting one for another kind is a mistake.
+_KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "health_path": ("http",),
+    "data_endpoint": ("http",),
+    "mock": ("http",),
+    "method": ("http",),
+    "expected_status": ("http",),
+    "verify_tls": ("http",),
+    "headers": ("http", "grpc"),
+    "grpc_service": ("grpc",),
+}
 StatusRanges = Annotated[tuple[tuple[int, int], ...], BeforeValidator(_status_ranges)]
 # Header values are secrets: never shown in logs, the API or the page.
 HeaderValue = Annotated[SecretStr, BeforeValidator(_expand_env)]
@@ -212,7 +245,11 @@ class BrokerSettings(_Section):
 
 class ServiceSettings(_Section):
     name: ServiceName
-    url: HttpUrl
+    url: ServiceUrl
+    # "http" (the default), "tcp" (connect only) or "grpc" (grpc.health.v1.Health).
+    kind: Kind = "http"
+    # grpc: the service name asked of grpc.health.v1.Health ("": the whole server).
+    grpc_service: str = Field(default="", max_length=200)
     health_path: UrlPath = "/health"
     data_endpoint: UrlPath = "/"
     mock: bool = False
@@ -229,13 +266,40 @@ class ServiceSettings(_Section):
     # Services this one needs: while one of them is down, this one is blocked.
     depends_on: tuple[ServiceName, ...] = ()
 
+    @model_validator(mode="after")
+    def _kind_fits(self) -> ServiceSettings:
+        parts = urlsplit(self.url)
+        schemes = KIND_SCHEMES[self.kind]
+        if parts.scheme not in schemes:
+            for kind, its in KIND_SCHEMES.items():
+                if parts.scheme in its:
+                    raise ValueError(f'url: a {parts.scheme}:// URL needs kind = "{kind}"')
+            wanted = " or ".join(f"{s}://" for s in schemes)
+            raise ValueError(f'url: kind = "{self.kind}" needs a {wanted} URL')
+        defaults = type(self).model_fields
+        for key in sorted(self.model_fields_set):
+            kinds = _KIND_KEYS.get(key)
+            if kinds and self.kind not in kinds and getattr(self, key) != defaults[key].default:
+                raise ValueError(f'{key}: not used by kind = "{self.kind}"')
+        if self.kind == "http":
+            return self
+        form = f"{parts.scheme}://host:port"
+        if parts.port is None:
+            raise ValueError(f'url: kind = "{self.kind}" needs a port ({form})')
+        if parts.path:
+            raise ValueError(f'url: kind = "{self.kind}" takes no path ({form})')
+        if self.kind == "grpc" and not all(map(importlib.util.find_spec, ("grpc", "grpc_health"))):
+            raise ValueError("kind: \"grpc\" needs the grpc extra: pip install 'healthmon[grpc]'")
+        return self
+
     @property
     def health_url(self) -> str:
-        return self.url + self.health_path
+        """What is checked: the health URL, or the tcp:// or grpc:// address."""
+        return self.url + self.health_path if self.kind == "http" else self.url
 
     @property
     def data_url(self) -> str:
-        return self.url + self.data_endpoint
+        return self.url + self.data_endpoint if self.kind == "http" else self.url
 
     @property
     def host(self) -> str:

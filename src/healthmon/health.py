@@ -10,6 +10,11 @@ lists of entries; ``details`` is the draft's older name for ``checks``).
 Actuator answers ``status`` UP / DOWN / OUT_OF_SERVICE / UNKNOWN with
 ``components`` (``details`` before Spring Boot 2.2), which may nest.
 
+Kubernetes-style verbose checks (``/readyz?verbose``, ``/livez?verbose``) are
+plain text, one line per check: ``[+]ping ok``, ``[-]etcd failed: reason
+withheld``, then ``readyz check passed`` or ``readyz check failed``; each
+``[-]`` line is a failing check with its reason.
+
 Reading is total: any bytes give a ``Verdict``, never an exception. A body that
 is not meant as JSON (a 2xx ``OK`` or HTML page) says nothing, so the HTTP
 status decides. A body meant as JSON (starting with ``{`` or ``[``, or declared
@@ -61,6 +66,9 @@ _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 # The characters a JSON value can start with.
 _JSON_STARTS = frozenset('{["-0123456789tfn')
+# Kubernetes verbose checks: "[+]name ok", "[-]name failed: reason", "readyz check failed".
+_K8S_LINE = re.compile(r"\[([+-])\](.*)")
+_K8S_FAILED = re.compile(r"\S+ check failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,11 +236,42 @@ def _verdict(doc: dict[str, Any] | None) -> Verdict:
     return Verdict(status, _reason(doc, status, checks), tuple(checks[:MAX_CHECKS]))
 
 
+def _k8s_verdict(body: bytes) -> Verdict | None:
+    """Kubernetes verbose check lines; None when the body is not in that form (or too long)."""
+    if len(body) > MAX_BODY or not body.lstrip().startswith((b"[+]", b"[-]")):
+        return None
+    lines = body.decode("utf-8", "replace").strip().splitlines()
+    checks: list[FailingCheck] = []
+    failed = False
+    for line in lines:
+        line = line.strip()
+        failed |= _K8S_FAILED.fullmatch(line) is not None
+        match = _K8S_LINE.match(line)
+        if match is None or match[1] == "+":
+            continue
+        name, _, reason = match[2].partition(" failed")
+        checks.append(
+            FailingCheck(
+                name=_clean(name.strip() or "check"),
+                status=Status.DOWN,
+                output=_short(reason.removeprefix(":").strip()),
+            )
+        )
+    if checks:
+        return Verdict(Status.DOWN, _reason({}, Status.DOWN, checks), tuple(checks[:MAX_CHECKS]))
+    if failed:
+        return Verdict(Status.DOWN, _clean(lines[-1].strip()))
+    return Verdict(Status.UP, None)
+
+
 def read_body(body: bytes, content_type: str = "") -> Verdict:
-    """The verdict of a 2xx answer's body; a body not meant as JSON says up.
+    """The verdict of a 2xx answer's body; a body that is neither JSON nor checks says up.
 
     A body meant as JSON that cannot be read, or over a limit, is down with the reason.
     """
+    # "[+]ping ok" starts like a JSON array, but no JSON starts with "[+" or "[-".
+    if (verdict := _k8s_verdict(body)) is not None:
+        return verdict
     try:
         return _verdict(_document(body, content_type))
     except _Unreadable as exc:
@@ -259,12 +298,14 @@ def read_answer(
     if any(low <= http_status <= high for low, high in expected):
         return read_body(body, content_type)
     reason = f"HTTP {http_status}"
-    try:
-        doc = _document(body, content_type)
-    except _Unreadable:
-        # The status code is the reason; an unreadable body adds nothing to it.
-        return Verdict(Status.DOWN, reason)
-    verdict = _verdict(doc)
+    doc = None
+    if (verdict := _k8s_verdict(body)) is None:
+        try:
+            doc = _document(body, content_type)
+        except _Unreadable:
+            # The status code is the reason; an unreadable body adds nothing to it.
+            return Verdict(Status.DOWN, reason)
+        verdict = _verdict(doc)
     detail = verdict.reason if verdict.status is not Status.UP else None
     if detail is None and doc is not None:
         detail = _short(doc.get("output"))

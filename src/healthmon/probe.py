@@ -17,13 +17,18 @@ or chunking says. Bytes after it (in the same read or later), or a parser error
 once it is complete, close the connection, so they are never taken for the
 start of the next answer; the complete answer itself still counts. llhttp skips
 bare CR/LF between answers, as HTTP allows; those cannot be mistaken for an answer.
+
+A kept connection that the service closes or resets while idle is news: its
+process may have died (the kernel closes its sockets at once) or it may only
+have timed the connection out. ``on_idle_lost`` says so; the next fetch
+reconnects either way, so a timed-out connection never costs a failed check.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple, cast
 
 import httptools
@@ -65,7 +70,12 @@ class Probe:
     """One service's HTTP connection, reused from check to check."""
 
     def __init__(
-        self, url: str, method: str, headers: Iterable[tuple[str, str]], max_body: int
+        self,
+        url: str,
+        method: str,
+        headers: Iterable[tuple[str, str]],
+        max_body: int,
+        on_idle_lost: Callable[[], None] | None = None,
     ) -> None:
         target = yarl.URL(url)
         # Checked by config: an absolute http:// URL with a host.
@@ -77,6 +87,7 @@ class Probe:
             method, target.raw_path_qs, [("Host", target.host_port_subcomponent or ""), *headers]
         )
         self._connection: _Connection | None = None
+        self._on_idle_lost = on_idle_lost
 
     async def fetch(self) -> Answer:
         """Send the request; the status code, at most ``max_body`` bytes of the body, the type.
@@ -104,7 +115,9 @@ class Probe:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, connection = await loop.create_connection(_Connection, self._host, self._port)
+            _, connection = await loop.create_connection(
+                lambda: _Connection(self._on_idle_lost), self._host, self._port
+            )
         except OSError as exc:
             if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
                 raise ProbeError("connection refused") from None
@@ -135,7 +148,8 @@ def _request_bytes(method: str, target: str, headers: Iterable[tuple[str, str]])
 class _Connection(asyncio.Protocol):
     """One TCP connection, reading one answer at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_idle_lost: Callable[[], None] | None = None) -> None:
+        self._on_idle_lost = on_idle_lost
         self._transport: asyncio.Transport | None = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # True while idle after an answer the server let us keep the connection for.
@@ -236,10 +250,13 @@ class _Connection(asyncio.Protocol):
             self._fail(ProbeError(_HEAD_TOO_BIG))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Still reusable means idle and not closed by us (abort() clears it first).
+        idle, self.reusable = self.reusable, False
         self._transport = None
-        self.reusable = False
         if not self.lost.done():
             self.lost.set_result(None)
+        if idle and self._on_idle_lost is not None:
+            self._on_idle_lost()
         if self._answer is None:
             return
         if self._headers_done and not self._framed:
