@@ -345,7 +345,11 @@ class StatusBoard:
             stale = self._is_stale(name, state, now)
             if stale is not state.stale:
                 state = self._states[name] = dataclasses.replace(state, stale=stale)
-                log.info("status.stale" if stale else "status.fresh", service=name)
+                if stale:
+                    age = state.age_at(now) or 0.0
+                    log.info("status.stale", service=name, age_ms=round(age))
+                else:
+                    log.info("status.fresh", service=name)
                 self._notify(name, state)
 
     async def run(self) -> None:
