@@ -216,8 +216,8 @@ def services_document(app: web.Application) -> dict[str, Any]:
             "clients": len(hub.clients) if hub else 0,
         },
         "sse": {
-            "running": events.enabled if events else None,
-            "clients": len(events) if events else 0,
+            "running": events.enabled if events is not None else None,
+            "clients": len(events) if events is not None else 0,
         },
     }
 

@@ -47,8 +47,8 @@ HEARTBEAT_SLICE = 256
 JOURNAL_SIZE = 1024
 # The messages that change what a client holds: numbered, kept, replayed.
 NUMBERED = frozenset({"initialSnapshot", "statusUpdate", "configError"})
-# ``<stream>:<seq>``: a stream id as this hub makes them, a decimal of at most 18 digits.
-_SINCE = re.compile(r"([0-9a-f]{1,32}):([0-9]{1,18})", re.ASCII)
+# ``<stream>:<seq>`` as the hub writes them: lower-case hex, a decimal of at most 18 digits.
+_SINCE = re.compile(r"([0-9a-f]{1,32}):(0|[1-9][0-9]{0,17})", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,12 +240,16 @@ class Hub:
             return None
         return list(islice(self.journal, since.seq - first + 1, None))
 
-    def welcome(self) -> Encoded:
-        """The first message on every connection: not numbered, it says where the stream is."""
+    def welcome(self, joining: int = 0) -> Encoded:
+        """The first message on every connection: not numbered, it says where the stream is.
+
+        ``clients`` counts every open socket and stream, and ``joining`` ones
+        not registered yet (an event stream registers after its welcome).
+        """
         return self.number(
             {
                 "type": "welcome",
-                "clients": len(self.sockets) + sum(len(outlet) for outlet in self.outlets),
+                "clients": len(self.sockets) + sum(map(len, self.outlets)) + joining,
                 "ts": now_ms(),
                 "stream": self.stream,
                 "seq": self.seq,

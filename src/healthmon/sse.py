@@ -103,7 +103,7 @@ class EventStreams:
         if transport is None:  # the client left already
             return response
         try:
-            welcome = event(self.hub.welcome(), self.hub.stream)
+            welcome = event(self.hub.welcome(joining=1), self.hub.stream)
             await response.write(b"retry: %d\n\n%s" % (RETRY_MS, welcome))
         except ConnectionError:
             return response
