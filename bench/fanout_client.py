@@ -1,9 +1,11 @@
-"""A fan-out client process: many raw WebSocket connections on one epoll loop.
+"""A fan-out client process: many raw WebSocket or event-stream connections on one epoll loop.
 
 A Python WebSocket library would spend more time per frame than the server
 spends per client, and the benchmark would measure the clients. Here a frame
 costs a ``recv``, a header read and a dictionary lookup: the broadcast's
 bytes are the same for every client, so each distinct payload is parsed once.
+With ``--transport sse`` the connections are ``GET /events`` streams, read
+the same way: an HTTP/1.1 chunk per event, its bytes looked up once.
 
 For every ``statusUpdate`` it records how many of its connections received it
 and the first and worst receive time minus the broadcast's outer ``ts``
@@ -13,7 +15,7 @@ Talks to the benchmark over stdin/stdout, one JSON line each way:
 prints ``{"ready": n}`` once connected, answers ``report`` with its counts,
 and exits on end of input or after ``--max-seconds``.
 
-    python -m bench.fanout_client --port 4000 --count 2500
+    python -m bench.fanout_client --port 4000 --count 2500 [--transport sse]
 """
 
 from __future__ import annotations
@@ -45,14 +47,24 @@ def handshake(host: str, port: int) -> bytes:
     ).encode()
 
 
-def connect_all(host: str, port: int, count: int) -> dict[int, tuple[socket.socket, bytes]]:
-    """``count`` upgraded sockets by fd, each with the bytes read past its headers."""
+def events_request(host: str, port: int) -> bytes:
+    return (
+        f"GET /events HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
+
+
+def connect_all(
+    host: str, port: int, count: int, transport: str = "ws"
+) -> dict[int, tuple[socket.socket, bytes]]:
+    """``count`` upgraded sockets (or open streams) by fd, each with the bytes past its headers."""
     opened: dict[int, tuple[socket.socket, bytes]] = {}
+    request = handshake if transport == "ws" else events_request
+    expected = b"HTTP/1.1 101" if transport == "ws" else b"HTTP/1.1 200"
     for start in range(0, count, BATCH):
         batch = []
         for _ in range(min(BATCH, count - start)):
             sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
-            sock.sendall(handshake(host, port))
+            sock.sendall(request(host, port))
             batch.append(sock)
         for sock in batch:
             response = b""
@@ -62,15 +74,15 @@ def connect_all(host: str, port: int, count: int) -> dict[int, tuple[socket.sock
                     raise ConnectionError("server closed during the handshake")
                 response += chunk
             head, _, rest = response.partition(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 101"):
-                raise ConnectionError(f"upgrade refused: {head.splitlines()[0]!r}")
+            if not head.startswith(expected):
+                raise ConnectionError(f"refused: {head.splitlines()[0]!r}")
             sock.setblocking(False)
             opened[sock.fileno()] = (sock, rest)
     return opened
 
 
 class Receiver:
-    """Reads every socket, counting and timing each ``statusUpdate``."""
+    """Reads every WebSocket, counting and timing each ``statusUpdate``."""
 
     def __init__(self, opened: dict[int, tuple[socket.socket, bytes]]) -> None:
         self.socks = {fd: sock for fd, (sock, _) in opened.items()}
@@ -108,6 +120,9 @@ class Receiver:
             if b'"statusUpdate"' not in payload:
                 return
             key = self.keys[payload] = _key(payload)
+        self._count(key, now_ms)
+
+    def _count(self, key: Key, now_ms: float) -> None:
         entry = self.stats.get(key)
         delay = now_ms - key[3]
         if entry is None:
@@ -123,6 +138,37 @@ class Receiver:
             for key, (count, first, worst) in self.stats.items()
         ]
         return {"stats": rows, "closed": self.closed, "open": len(self.socks)}
+
+
+class EventReceiver(Receiver):
+    """Reads every event stream (chunked HTTP/1.1), counting and timing each ``statusUpdate``."""
+
+    def feed(self, fd: int, data: bytes, now_ms: float) -> None:
+        if fd in self.pending:
+            data = self.pending.pop(fd) + data
+        pos, size = 0, len(data)
+        while (eol := data.find(b"\r\n", pos)) >= 0:
+            length = int(data[pos:eol], 16)
+            start = eol + 2
+            if start + length + 2 > size:
+                break
+            if length == 0:  # the last chunk: the stream ended
+                self.closed += 1
+            else:
+                self._event(data[start : start + length], now_ms)
+            pos = start + length + 2
+        if pos < size:
+            self.pending[fd] = data[pos:]
+
+    def _event(self, chunk: bytes, now_ms: float) -> None:
+        key = self.keys.get(chunk)
+        if key is None:
+            # One event per chunk once registered; the first chunks are not timed.
+            if b"event: statusUpdate\n" not in chunk:
+                return
+            payload = chunk[chunk.index(b"data: ") + 6 :].rstrip(b"\n")
+            key = self.keys[chunk] = _key(payload)
+        self._count(key, now_ms)
 
 
 def _key(payload: bytes) -> Key:
@@ -176,12 +222,13 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--transport", choices=("ws", "sse"), default="ws")
     parser.add_argument("--max-seconds", type=float, default=600.0)
     args = parser.parse_args()
     raise_open_files_limit()
-    opened = connect_all(args.host, args.port, args.count)
+    opened = connect_all(args.host, args.port, args.count, args.transport)
     _say({"ready": len(opened)})
-    receiver = Receiver(opened)
+    receiver = Receiver(opened) if args.transport == "ws" else EventReceiver(opened)
     try:
         serve(receiver, args.max_seconds)
     finally:

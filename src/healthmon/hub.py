@@ -22,7 +22,7 @@ import re
 import secrets
 import struct
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
@@ -120,6 +120,10 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+def ws_frame(message: Encoded) -> bytes:
+    return text_frame(message.json)
+
+
 def encode(message: dict[str, object]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
@@ -186,14 +190,12 @@ class Hub:
         self.sockets.add(ws)
         try:
             await ws.send_str(self.welcome().json.decode())
-            missed = self.catch_up(since)
-            if missed is None:
+            if self.catch_up(since) is None:
                 await self.wait_ready()
-                missed = [self.snapshot()]
             # What it missed (or its snapshot) and registration with no await
             # between them: no change can fall in the gap, none come before.
-            frames = b"".join(text_frame(message.json) for message in missed)
-            if not ws.closed and send(transport, frames):
+            # Nothing of the opening stays referenced while the socket is open.
+            if not ws.closed and send(transport, self.opening(since, ws_frame)):
                 self.clients.add(transport)
                 async for msg in ws:
                     if msg.type is WSMsgType.ERROR:
@@ -239,6 +241,13 @@ class Hub:
         if not first - 1 <= since.seq <= self.seq:
             return None
         return list(islice(self.journal, since.seq - first + 1, None))
+
+    def opening(self, since: Since | None, frame: Callable[[Encoded], bytes]) -> bytes:
+        """What a client gets after its welcome, framed: what it missed, or a snapshot."""
+        missed = self.catch_up(since)
+        if missed is None:
+            return frame(self.snapshot())
+        return b"".join(frame(message) for message in missed)
 
     def welcome(self, joining: int = 0) -> Encoded:
         """The first message on every connection: not numbered, it says where the stream is.

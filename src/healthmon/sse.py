@@ -23,14 +23,13 @@ bound is dropped, and its client resumes where it left off.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable
 
 import structlog
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 
-from healthmon.hub import HEARTBEAT_SLICE, Encoded, Hub, parse_since, send
+from healthmon.hub import HEARTBEAT_SLICE, Encoded, Hub, Since, parse_since, send
 from healthmon.origins import origin_allowed
 from healthmon.security import add_headers
 from healthmon.supervise import supervise
@@ -55,21 +54,16 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-@dataclass(slots=True)
-class _Stream:
-    # Resolved when the stream is to end: dropped, switched off, shut down.
-    done: asyncio.Future[None]
-    # HTTP/1.1 streams are chunked; an HTTP/1.0 one ends when the connection does.
-    chunked: bool
-
-
 class EventStreams:
     """Every open ``/events`` stream, fed by the hub as one of its outlets."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.enabled = True
-        self.streams: dict[asyncio.Transport, _Stream] = {}
+        # Each open stream's transport, and what ends it (resolved when it is
+        # dropped, switched off or shut down); the few HTTP/1.0 ones, unchunked.
+        self.streams: dict[asyncio.Transport, asyncio.Future[None]] = {}
+        self.plain: set[asyncio.Transport] = set()
         self.dropped = 0
         hub.outlets.append(self)
 
@@ -103,56 +97,63 @@ class EventStreams:
         if transport is None:  # the client left already
             return response
         try:
-            welcome = event(self.hub.welcome(joining=1), self.hub.stream)
-            await response.write(b"retry: %d\n\n%s" % (RETRY_MS, welcome))
+            # Built inside the call: nothing of it stays referenced while the stream is open.
+            await response.write(
+                b"retry: %d\n\n%s" % (RETRY_MS, event(self.hub.welcome(joining=1), self.hub.stream))
+            )
         except ConnectionError:
             return response
-        missed = self.hub.catch_up(since)
-        if missed is None:
+        if self.hub.catch_up(since) is None:
             await self.hub.wait_ready()
-            missed = [self.hub.snapshot()]
-        # What it missed (or its snapshot) and registration with no await
-        # between them: no change can fall in the gap, none come before.
-        if not self.enabled or transport.is_closing():
-            return response
-        body = b"".join(event(message, self.hub.stream) for message in missed)
-        if not send(transport, chunk(body) if chunked else body):
-            return response
-        stream = self.streams[transport] = _Stream(
-            asyncio.get_running_loop().create_future(), chunked
-        )
-        try:
-            await stream.done
-        finally:
-            self.streams.pop(transport, None)
+        if self.enabled and self._open(transport, since, chunked):
+            try:
+                await self.streams[transport]
+            finally:
+                self.streams.pop(transport, None)
+                self.plain.discard(transport)
         return response
+
+    def _open(self, transport: asyncio.Transport, since: Since | None, chunked: bool) -> bool:
+        """Write what it missed (or its snapshot) and register, with no await between them.
+
+        No change can fall in the gap and none can come first; nothing of the
+        opening stays referenced while the stream is open.
+        """
+        stream = self.hub.stream
+        body = self.hub.opening(since, lambda message: event(message, stream))
+        if transport.is_closing() or not send(transport, chunk(body) if chunked else body):
+            return False
+        self.streams[transport] = asyncio.get_running_loop().create_future()
+        if not chunked:
+            self.plain.add(transport)
+        return True
 
     # -- writing -----------------------------------------------------------
 
     def publish(self, message: Encoded) -> None:
         if self.streams:
-            self._write(event(message, self.hub.stream), list(self.streams.items()))
+            self._write(event(message, self.hub.stream), self.streams)
 
     async def publish_gently(self, message: Encoded) -> None:
         await self._write_gently(event(message, self.hub.stream))
 
     async def _write_gently(self, data: bytes) -> None:
-        streams = list(self.streams.items())
-        for start in range(0, len(streams), HEARTBEAT_SLICE):
+        transports = list(self.streams)
+        for start in range(0, len(transports), HEARTBEAT_SLICE):
             # A stream that ended meanwhile fails its write quietly.
-            self._write(data, streams[start : start + HEARTBEAT_SLICE])
+            self._write(data, transports[start : start + HEARTBEAT_SLICE])
             await asyncio.sleep(0)
 
-    def _write(self, data: bytes, streams: list[tuple[asyncio.Transport, _Stream]]) -> None:
-        framed = chunk(data)
-        slow = [t for t, s in streams if not send(t, framed if s.chunked else data)]
+    def _write(self, data: bytes, transports: Iterable[asyncio.Transport]) -> None:
+        framed, plain = chunk(data), self.plain
+        slow = [t for t in transports if not send(t, data if t in plain else framed)]
         for transport in slow:
             self._drop(transport)
 
     def _drop(self, transport: asyncio.Transport) -> None:
-        stream = self.streams.pop(transport, None)
-        if stream is not None and not stream.done.done():
-            stream.done.set_result(None)
+        done = self.streams.pop(transport, None)
+        if done is not None and not done.done():
+            done.set_result(None)
         if not transport.is_closing():
             self.dropped += 1
             log.warning("sse.client_dropped", reason="backlog over limit", dropped=self.dropped)
@@ -174,11 +175,11 @@ class EventStreams:
             self.close_all()
 
     def close_all(self) -> None:
-        streams = list(self.streams.values())
+        ends = list(self.streams.values())
         self.streams.clear()
-        for stream in streams:
-            if not stream.done.done():
-                stream.done.set_result(None)
+        for done in ends:
+            if not done.done():
+                done.set_result(None)
 
 
 EVENTS = web.AppKey("events", EventStreams)
