@@ -207,16 +207,17 @@ class Monitor:
         due = loop.time() + offset
         recheck_from = loop.time()
         while True:
-            early = await check.wake.until(due, recheck_from)
+            woken = await check.wake.until(due, recheck_from)
             result = await check.run()
             unpublished |= self.record(result, debounce)
             if unpublished:
                 # A failed publish is retried after the next check.
                 unpublished = not await self._publish(self.current[spec.name])
-            if early:
-                # The regular schedule stands; the next early check waits a while.
+            # An early check leaves the schedule as it was; after a recheck
+            # (a request to the service) the next one waits a while.
+            if woken == "recheck":
                 recheck_from = loop.time() + interval * RECHECK_SPACING
-            else:
+            elif woken == "due":
                 # Fixed rate; a check that overran its slot is followed at once,
                 # never by a burst of catch-up checks.
                 due = max(due + interval, loop.time())

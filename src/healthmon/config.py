@@ -164,7 +164,10 @@ def _service_url(value: str) -> str:
     if scheme in ("http", "https"):
         return _http_url(value)
     if scheme not in ("tcp", "grpc", "grpcs"):
-        raise ValueError("must be an absolute http://, https://, tcp://, grpc:// or grpcs:// URL")
+        raise ValueError(
+            "must be an absolute http:// or https:// URL with a host "
+            "(or tcp://, grpc://, grpcs:// for those kinds)"
+        )
     # Host, port, credentials, query: checked as for http, on the rest of the URL.
     return scheme + _http_url("http" + value[len(scheme) :])[len("http") :]
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from healthmon.config import Kind, Method, MonitorSettings, ServiceSettings
 from healthmon.health import Verdict
 from healthmon.models import CheckResult, Status, now_ms
 
-__all__ = ["Check", "CheckResult", "CheckSpec", "Verdict", "Wake", "result_of"]
+__all__ = ["Check", "CheckResult", "CheckSpec", "Reason", "Verdict", "Wake", "result_of"]
 
 _T = TypeVar("_T")
+#: Why a loop's wait ended: the check was due, or news came (a recheck, a push).
+Reason = Literal["due", "recheck", "push"]
 
 
 def pick(own: _T | None, default: _T) -> _T:
@@ -98,21 +100,25 @@ class Wake:
         self._pushed = True
         self._notify()
 
-    async def until(self, due: float, recheck_from: float) -> bool:
-        """Wait until ``due`` (loop time) or news; True when the news came first.
+    async def until(self, due: float, recheck_from: float) -> Reason:
+        """Wait until ``due`` (loop time) or news, and say which came first.
 
         A recheck wakes no sooner than ``recheck_from``; pushed news at once.
         Either way the news is taken: the check that follows answers it, even
         when it is the one that was due.
         """
         loop = asyncio.get_running_loop()
+        reason: Reason = "due"
         while True:
             now = loop.time()
             if now >= due:
                 break
-            if self._pushed or (self._recheck and now >= recheck_from):
-                self._recheck = self._pushed = False
-                return True
+            if self._recheck and now >= recheck_from:
+                reason = "recheck"
+                break
+            if self._pushed:
+                reason = "push"
+                break
             deadline = min(due, recheck_from) if self._recheck else due
             if not await self._sleep(loop, deadline):
                 if deadline >= due:
@@ -120,7 +126,7 @@ class Wake:
                 # The spacing has passed (a timer may fire a clock tick early).
                 recheck_from = now
         self._recheck = self._pushed = False
-        return False
+        return reason
 
     async def _sleep(self, loop: asyncio.AbstractEventLoop, deadline: float) -> bool:
         """False when ``deadline`` came, True when notified first."""
