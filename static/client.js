@@ -156,7 +156,7 @@ export function createClient(baseUrl, options = {}) {
   let failures = 0; // climbs that did not reach the best transport, for backoff
   let climbTimer = null;
   let retryAt = null;
-  let why = "";
+  const why = {}; // the last failure of each push channel, in words
   let polling = false;
   let pollGeneration = 0;
   let lastPollAt = null;
@@ -398,8 +398,8 @@ export function createClient(baseUrl, options = {}) {
     }
     if (knownOnce) markReady();
     evaluate();
-    emit("message", { message: msg, via: kind, at });
     settle();
+    emit("message", { message: msg, via: kind, at });
   }
 
   // Every heartbeat says how old each service's latest check is, and which are stale.
@@ -490,7 +490,7 @@ export function createClient(baseUrl, options = {}) {
     if (c.done) return;
     drop(c);
     if (candidate === c) candidate = null;
-    why = reason;
+    why[c.kind] = reason;
     const limit = channel ? rank(channel.kind) : kinds.length;
     if (c.index + 1 < limit) open(kinds[c.index + 1], c.index + 1);
     else later();
@@ -504,7 +504,7 @@ export function createClient(baseUrl, options = {}) {
     const old = channel;
     channel = { kind: c.kind, handle: c.handle, c, lastAt: now() };
     if (old) drop(old.c);
-    why = "";
+    delete why[c.kind];
     if (c.index === 0) {
       failures = 0;
       if (climbTimer) { clearT(climbTimer); climbTimer = null; }
@@ -520,7 +520,7 @@ export function createClient(baseUrl, options = {}) {
     if (!channel || channel.c !== c) { failed(c, reason); return; }
     drop(c);
     channel = null;
-    why = reason;
+    why[c.kind] = reason;
     if (climbTimer) { clearT(climbTimer); climbTimer = null; }
     if (c.index + 1 < kinds.length) open(kinds[c.index + 1], c.index + 1);
     else later();
@@ -596,7 +596,7 @@ export function createClient(baseUrl, options = {}) {
     } else if (candidate && !polling) {
       transport = "connecting";
     } else {
-      reason = why || "no live channel to healthmon";
+      reason = kinds.map((k) => why[k]).filter(Boolean).join("; ") || "no live channel to healthmon";
       transport = canPoll ? "polling" : "connecting";
       if (canPoll && !candidate) startPolling();
     }
@@ -723,7 +723,8 @@ export function createClient(baseUrl, options = {}) {
   function verdict(opts) {
     const requires = list(opts && opts.requires);
     const strict = opts && opts.allow === "up";
-    const failOpen = opts && opts.whenUnknown === "enable";
+    const failOpen = opts && (opts.whenUnknown === "enable" || opts.whenUnknown === "last-known");
+    const lastKnown = opts && opts.whenUnknown === "last-known";
     const at = now();
     const blocked = [];
     const unknown = [];
@@ -740,7 +741,7 @@ export function createClient(baseUrl, options = {}) {
       if (svc.status === "unknown") {
         push(unknown, unreachable() ? "healthmon is unreachable, so the state of " + name + " is unknown"
           : "the state of " + name + " is not known yet", "unknown");
-      } else if (stale) {
+      } else if (stale && !lastKnown) {
         const fresh = freshAt(svc);
         push(unknown, "no fresh check of " + name + (fresh === null ? "" : " for " + ago(at - fresh)) +
           " (last known: " + svc.status + ")", "unknown");

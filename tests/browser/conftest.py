@@ -92,6 +92,11 @@ class Server:
         answer = self._request(f"/api/components/{component}", {"running": running})
         assert answer == {"component": component, "running": running}
 
+    def set_push(self, running: bool) -> None:
+        """Both push channels (WebSocket and Server-Sent Events) off or on: off, pages poll."""
+        self.set_component("ws", running)
+        self.set_component("sse", running)
+
     def wait_until(
         self, condition: Callable[[dict[str, Any]], bool], timeout_s: float, what: str
     ) -> dict[str, Any]:
@@ -113,17 +118,19 @@ class Server:
         raise AssertionError(f"timed out waiting for {what}; last answer: {last}")
 
     def reset(self) -> None:
-        """Every mock up, monitor and WebSocket channel on, all services seen up."""
+        """Every mock up, monitor and both push channels on, all services seen up."""
         for name in self.names:
             self.set_mode(name, "up")
         self.set_component("monitor", True)
         self.set_component("ws", True)
+        self.set_component("sse", True)
         self.wait_until(self._all_up_and_alive, 15, "all services up with a live monitor")
 
     def _all_up_and_alive(self, doc: dict[str, Any]) -> bool:
         return bool(
             doc["monitor"]["alive"]
             and doc["ws"]["running"]
+            and doc["sse"]["running"]
             and all(s["status"] == "up" for s in doc["services"] if s["name"] in self.names)
         )
 
@@ -146,16 +153,19 @@ def service_toml(
     )
 
 
-def config_toml(port: int, mock_ports: dict[str, int], extra: str = "") -> str:
-    """The test config: the four mocks on ``mock_ports``, then ``extra`` tables."""
-    return _config(port, mock_ports) + extra
+def config_toml(port: int, mock_ports: dict[str, int], extra: str = "", web: str = "") -> str:
+    """The test config: the four mocks on ``mock_ports``, then ``extra`` tables; ``web`` adds
+    lines to ``[web]``.
+    """
+    return _config(port, mock_ports, web) + extra
 
 
-def _config(port: int, mock_ports: dict[str, int]) -> str:
+def _config(port: int, mock_ports: dict[str, int], web: str = "") -> str:
     lines = [
         "[web]",
         'host = "127.0.0.1"',
         f"port = {port}",
+        *([web] if web else []),
         "",
         "[monitor]",
         "interval_ms = 500",
@@ -176,12 +186,14 @@ def _config(port: int, mock_ports: dict[str, int]) -> str:
 
 
 @contextmanager
-def launch(folder: Path, extra_toml: str = "") -> Iterator[Server]:
-    """Run healthmon with the four mocks plus ``extra_toml``; stop it afterwards."""
+def launch(folder: Path, extra_toml: str = "", web_toml: str = "") -> Iterator[Server]:
+    """Run healthmon with the four mocks plus ``extra_toml`` (and ``web_toml`` lines in
+    ``[web]``); stop it afterwards.
+    """
     port = unused_port()
     mock_ports = {name: unused_port() for name in SERVICES}
     config = folder / "config.toml"
-    config.write_text(config_toml(port, mock_ports, extra_toml))
+    config.write_text(config_toml(port, mock_ports, extra_toml, web_toml))
     log_path = folder / "healthmon.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env = {k: v for k, v in env.items() if not k.startswith("HEALTHMON_")}

@@ -1,4 +1,4 @@
-"""Fallback: when the push channel or the monitor fails, the page polls the services itself."""
+"""Fallback: when both push channels or the monitor fail, the page polls the services itself."""
 
 from __future__ import annotations
 
@@ -61,9 +61,11 @@ def wait_all_polled(page: Page, status: str = "up") -> None:
     )
 
 
-def test_ws_off_polls_and_ws_on_stops_polling(new_tab: Callable[..., Tab], system: Server) -> None:
-    """With the WebSocket channel off the page polls (a mock downed meanwhile shows down, source
-    poll), and back on it goes live and stops polling.
+def test_push_off_polls_and_push_on_stops_polling(
+    new_tab: Callable[..., Tab], system: Server
+) -> None:
+    """With both push channels off the page polls (a mock downed meanwhile shows down, source
+    poll), and with them back on it goes live and stops polling.
     """
     tab = new_tab()
     page = tab.page
@@ -72,10 +74,11 @@ def test_ws_off_polls_and_ws_on_stops_polling(new_tab: Callable[..., Tab], syste
     connection(page, "live", 5000)
     assert seen.health == [], "no polling while live"
 
-    system.set_component("ws", False)
+    system.set_push(False)
     connection(page, "polling", 3000)
     expect(page.locator("#banner")).to_be_visible()
     expect(page.locator("#banner")).to_contain_text("WebSocket")
+    expect(page.locator("#banner")).to_contain_text("Server-Sent Events")
     wait_all_polled(page)
 
     system.set_mode("analytics", "down")
@@ -86,7 +89,7 @@ def test_ws_off_polls_and_ws_on_stops_polling(new_tab: Callable[..., Tab], syste
     expect(entry).to_have_attribute("data-source", "poll")
     tab.shot("10-ws-off-polling")
 
-    system.set_component("ws", True)
+    system.set_push(True)
     connection(page, "live", RECONNECT_TIMEOUT)
     expect(page.locator("#banner")).to_be_hidden()
     expect(analytics).to_have_attribute("data-status", "down")
@@ -151,7 +154,7 @@ def test_both_loopback_names_work(new_tab: Callable[..., Tab], system: Server, h
     page.keyboard.press("Escape")
     expect(modal).to_be_hidden()
 
-    system.set_component("ws", False)
+    system.set_push(False)
     connection(page, "polling", 3000)
     wait_all_polled(page)
     system.set_mode("auth", "degraded")

@@ -99,11 +99,11 @@ def test_uptime_drops_after_down_and_matches_api(
     system.set_mode("notifications", "up")
     expect(card).to_have_attribute("data-status", "up", timeout=2000)
     # The page refreshes uptime once a minute and on reconnect: reconnect.
-    system.set_component("ws", False)
+    system.set_push(False)
     expect(page.locator("[data-connection]")).to_have_attribute(
         "data-connection", "polling", timeout=3000
     )
-    system.set_component("ws", True)
+    system.set_push(True)
     expect(page.locator("[data-connection]")).to_have_attribute(
         "data-connection", "live", timeout=RECONNECT_TIMEOUT
     )

@@ -1,0 +1,135 @@
+// The control panel (mock modes, the monitor, the push channels), the theme
+// toggle and the card order switch; and what GET /api/services says besides
+// statuses (mocks, modes, uptime, the config error).
+
+import { clock } from "./format.js";
+import { syncControlRow, renderOrder } from "./cards.js";
+import { takeUptime } from "./history.js";
+import { changed, noteSince, store } from "./store.js";
+
+const COMPONENTS = [["monitor", "Monitor"], ["ws", "WebSocket channel"], ["sse", "Server-Sent Events channel"]];
+let hm = null;
+let refreshTimer = null;
+
+/** The server's document, all but statuses (the client module holds those). */
+export function applyMeta(doc) {
+  if (!doc || !Array.isArray(doc.services)) return;
+  noteSince(doc.services);
+  doc.services.forEach((s) => {
+    const svc = store.services[s.name];
+    if (!svc) return;
+    if (typeof s.mock === "boolean" && svc.mock !== s.mock) {
+      svc.mock = s.mock;
+      svc.mode = s.mode;
+      syncControlRow(svc);
+    }
+    if (s.history) takeUptime(svc, s.history, Date.now(), store.boardSince);
+  });
+  if ("config_error" in doc) store.configError = doc.config_error || null;
+  applyControls(doc);
+  changed();
+}
+
+/** Switches and selects as the server says, unless one is being changed. */
+export function applyControls(doc) {
+  (doc.services || []).forEach((s) => {
+    const svc = store.services[s.name];
+    if (svc) svc.mode = s.mode;
+    const select = document.querySelector('[data-control="mock:' + CSS.escape(s.name) + '"]');
+    if (select && s.mode && document.activeElement !== select && !select.hasAttribute("data-busy")) select.value = s.mode;
+  });
+  COMPONENTS.forEach(([key]) => {
+    const box = document.querySelector('[data-control="' + key + '"]');
+    if (!box) return;
+    const state = doc[key];
+    if (state && typeof state.running === "boolean" && !box.hasAttribute("data-busy")) box.checked = state.running;
+    box.disabled = state ? state.running === null : true;
+  });
+}
+
+export function refreshControls() {
+  return hm.refresh().then(applyMeta, () => { /* shown on the next action */ });
+}
+
+export function refreshControlsSoon() {
+  if (refreshTimer) return;
+  refreshTimer = window.setTimeout(() => { refreshTimer = null; refreshControls(); }, 300);
+}
+
+export function controlsOpen() { return document.getElementById("controls").open; }
+
+function postJson(path, body) {
+  return fetch(path, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  }).then((res) => res.json().catch(() => ({})).then((json) => {
+    if (!res.ok) throw new Error(json.error || "HTTP " + res.status);
+    return json;
+  }));
+}
+
+function runControl(el, path, body, label) {
+  const status = document.getElementById("control-status");
+  el.setAttribute("data-busy", "true");
+  el.disabled = true;
+  status.setAttribute("data-state", "busy");
+  status.textContent = label + " …";
+  return postJson(path, body).then(
+    () => {
+      status.setAttribute("data-state", "ok");
+      status.textContent = "✓ " + label + " at " + clock(Date.now()) + ".";
+    },
+    (err) => {
+      status.setAttribute("data-state", "error");
+      status.textContent = "✕ " + label + " failed: " + err.message;
+    }
+  ).then(() => {
+    el.removeAttribute("data-busy");
+    el.disabled = false;
+    return refreshControls();
+  });
+}
+
+function showTheme(button) {
+  const t = document.documentElement.getAttribute("data-theme") || "system";
+  button.textContent = "Theme: " + t;
+  button.setAttribute("aria-label", "Colour theme: " + (t === "system" ? "follows the system" : t) + ". Change");
+}
+
+/** Wire the panel, the theme toggle and the order switch. */
+export function setupControls(client, boot) {
+  hm = client;
+  // Delegated: rows come and go with config reloads.
+  document.getElementById("mock-rows").addEventListener("change", (event) => {
+    const select = event.target;
+    if (!select.matches || !select.matches("[data-control^='mock:']")) return;
+    const name = select.getAttribute("data-name");
+    runControl(select, "/api/mocks/" + encodeURIComponent(name), { mode: select.value }, "Mock " + name + " switched to " + select.value);
+  });
+  COMPONENTS.forEach(([key, label]) => {
+    const box = document.querySelector('[data-control="' + key + '"]');
+    if (!box) return;
+    box.addEventListener("change", () => {
+      runControl(box, "/api/components/" + key, { running: box.checked }, label + (box.checked ? " switched on" : " switched off"));
+    });
+  });
+  const details = document.getElementById("controls");
+  details.addEventListener("toggle", () => { if (details.open) refreshControls(); });
+
+  const themeButton = document.getElementById("theme-toggle");
+  themeButton.addEventListener("click", () => {
+    const t = document.documentElement.getAttribute("data-theme") || "system";
+    const next = t === "system" ? "light" : t === "light" ? "dark" : "system";
+    if (next === "system") document.documentElement.removeAttribute("data-theme");
+    else document.documentElement.setAttribute("data-theme", next);
+    try {
+      if (next === "system") window.localStorage.removeItem("healthmon.theme");
+      else window.localStorage.setItem("healthmon.theme", next);
+    } catch (e) { /* not remembered */ }
+    showTheme(themeButton);
+  });
+  showTheme(themeButton);
+  document.getElementById("problems-first").addEventListener("change", renderOrder);
+  applyControls(boot);
+  // About once a minute: mocks, config error and the server's uptime.
+  window.setInterval(refreshControls, 60000);
+}

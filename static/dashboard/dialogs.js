@@ -1,0 +1,211 @@
+// Each service's data dialog and its query form: the page's only requests to
+// the services' data endpoints.
+
+import { $, cardOf, clock, modalOf } from "./format.js";
+import { setPill, gateAllows } from "./cards.js";
+import { store } from "./store.js";
+import { describeFailure } from "../client.js";
+
+const DATA_TIMEOUT_MS = 8000;
+const openers = {};
+const modalRequests = {};
+
+function fetchWithTimeout(url, timeoutMs) {
+  const controller = new AbortController();
+  const timer = window.setTimeout(() => controller.abort(), timeoutMs);
+  return fetch(url, { cache: "no-store", credentials: "omit", signal: controller.signal })
+    .then((res) => res.text().then((text) => ({ res, text })))
+    .finally(() => window.clearTimeout(timer));
+}
+
+function requestData(url) {
+  const started = performance.now();
+  return fetchWithTimeout(url, DATA_TIMEOUT_MS).then(
+    (r) => {
+      let json = null;
+      try { json = r.text ? JSON.parse(r.text) : null; } catch (e) { json = null; }
+      const ms = Math.round(performance.now() - started);
+      if (!r.res.ok) {
+        const detail = json && typeof json.error === "string" ? json.error : r.text.slice(0, 200);
+        throw new Error("HTTP " + r.res.status + (detail ? ": " + detail : ""));
+      }
+      if (json === null && r.text) throw new Error("the answer is not JSON");
+      return { json, ms };
+    },
+    (err) => { throw new Error(describeFailure(err, DATA_TIMEOUT_MS)); }
+  );
+}
+
+/** Every dialog's state pill and alert, from the store. */
+export function renderModals() {
+  store.order.forEach((name) => {
+    const dialog = modalOf(name);
+    if (!dialog) return;
+    const svc = store.services[name];
+    setPill($(dialog, "[data-role=state]"), svc.status);
+    const alert = $(dialog, "[data-role=modal-alert]");
+    let text = "";
+    if (svc.stale) {
+      // A role=alert: no ticking count here, the card has it.
+      text = "◷ No fresh check of " + name + "; last known: " + svc.status +
+        (svc.reason ? " (" + svc.reason + ")" : "") + ". What is shown may be out of date.";
+    } else if (svc.status === "down") {
+      text = "✕ " + name + " is down" + (svc.reason ? " (" + svc.reason + ")" : "") +
+        ". What is shown below may be out of date; fetching again will fail until it is back.";
+    } else if (svc.status === "degraded") {
+      text = "▲ " + name + " is degraded; answers may be slow or partial.";
+    }
+    if (alert.textContent !== text) alert.textContent = text;
+    alert.hidden = !text;
+    alert.setAttribute("data-status", svc.status);
+    alert.setAttribute("data-stale", svc.stale ? "true" : "false");
+    dialog.setAttribute("data-status", svc.status);
+  });
+}
+
+function showData(body, json) {
+  body.textContent = "";
+  if (json && typeof json === "object" && !Array.isArray(json)) {
+    const dl = document.createElement("dl");
+    dl.className = "data-list";
+    Object.keys(json).forEach((key) => {
+      const dt = document.createElement("dt");
+      dt.textContent = key;
+      const dd = document.createElement("dd");
+      const v = json[key];
+      dd.textContent = typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
+      dl.append(dt, dd);
+    });
+    body.appendChild(dl);
+  } else {
+    const pre = document.createElement("pre");
+    pre.textContent = JSON.stringify(json, null, 2);
+    body.appendChild(pre);
+  }
+}
+
+function loadModal(name) {
+  const dialog = modalOf(name);
+  const svc = store.services[name];
+  const body = $(dialog, "[data-role=modal-body]");
+  const token = (modalRequests[name] || 0) + 1;
+  modalRequests[name] = token;
+  dialog.setAttribute("data-state", "loading");
+  body.setAttribute("aria-busy", "true");
+  body.textContent = "";
+  const p = document.createElement("p");
+  p.className = "muted";
+  p.textContent = "Loading " + svc.dataUrl + " …";
+  body.appendChild(p);
+  requestData(svc.dataUrl).then(
+    (r) => {
+      if (modalRequests[name] !== token) return;
+      dialog.setAttribute("data-state", "loaded");
+      body.removeAttribute("aria-busy");
+      showData(body, r.json);
+      const note = document.createElement("p");
+      note.className = "muted fetched";
+      note.textContent = "Fetched at " + clock(Date.now()) + " in " + r.ms + " ms.";
+      body.appendChild(note);
+    },
+    (err) => {
+      if (modalRequests[name] !== token) return;
+      dialog.setAttribute("data-state", "error");
+      body.removeAttribute("aria-busy");
+      body.textContent = "";
+      const box = document.createElement("div");
+      box.className = "error-box";
+      box.setAttribute("data-role", "modal-error");
+      const title = document.createElement("p");
+      title.className = "error-title";
+      title.textContent = "✕ Could not load " + name + " data";
+      const detail = document.createElement("p");
+      detail.textContent = err.message + ".";
+      const retry = document.createElement("button");
+      retry.type = "button";
+      retry.className = "btn primary";
+      retry.textContent = "Retry";
+      retry.setAttribute("data-action", "retry");
+      retry.addEventListener("click", () => loadModal(name));
+      box.append(title, detail, retry);
+      body.appendChild(box);
+      retry.focus();
+    }
+  );
+}
+
+function openModal(name, opener) {
+  const dialog = modalOf(name);
+  if (!dialog || dialog.open) return;
+  openers[name] = opener;
+  renderModals();
+  dialog.showModal();
+  $(dialog, "[data-action=close]").focus();
+  loadModal(name);
+}
+
+// The per-service form: ?q= to the data endpoint, the echo shown.
+function submitForm(name, form) {
+  const svc = store.services[name];
+  const out = $(cardOf(name), "[data-role=form-result]");
+  if (!gateAllows(name)) return;
+  const q = form.elements.q.value;
+  out.hidden = false;
+  out.setAttribute("data-state", "loading");
+  out.textContent = "Sending q=" + q + " …";
+  requestData(svc.dataUrl + "?q=" + encodeURIComponent(q)).then(
+    (r) => {
+      out.setAttribute("data-state", "ok");
+      const echoed = r.json && r.json.query ? r.json.query : null;
+      out.textContent = echoed
+        ? "Answer in " + r.ms + " ms, echoed query: " + JSON.stringify(echoed)
+        : "Answer in " + r.ms + " ms: " + JSON.stringify(r.json);
+    },
+    (err) => {
+      out.setAttribute("data-state", "error");
+      out.textContent = "✕ Failed: " + err.message;
+    }
+  );
+}
+
+/** Listeners of one service's card and dialog (first render and clones alike). */
+export function wireService(name) {
+  const card = cardOf(name);
+  const dialog = modalOf(name);
+  if (card) {
+    $(card, "[data-action=open]").addEventListener("click", (event) => openModal(name, event.currentTarget));
+    $(card, "[data-action=form]").addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitForm(name, event.currentTarget);
+    });
+  }
+  if (!dialog) return;
+  $(dialog, "[data-action=refresh]").addEventListener("click", () => loadModal(name));
+  $(dialog, "[data-action=close]").addEventListener("click", () => dialog.close());
+  // A click on the backdrop (outside the box) closes, like Escape.
+  dialog.addEventListener("click", (event) => {
+    if (event.target !== dialog) return;
+    const r = dialog.getBoundingClientRect();
+    const inside = event.clientX >= r.left && event.clientX <= r.right && event.clientY >= r.top && event.clientY <= r.bottom;
+    if (!inside) dialog.close();
+  });
+  dialog.addEventListener("close", () => {
+    modalRequests[name] = (modalRequests[name] || 0) + 1;
+    const opener = openers[name];
+    openers[name] = null;
+    if (!opener || !document.contains(opener)) return;
+    if (opener.matches(":disabled")) {
+      // The button was disabled while the dialog was open: keep focus in the card.
+      const c = cardOf(name);
+      c.setAttribute("tabindex", "-1");
+      c.focus();
+    } else {
+      opener.focus();
+    }
+  });
+}
+
+/** A service going away: its dialog must not hand focus back to its card. */
+export function forgetService(name) {
+  openers[name] = null;
+}

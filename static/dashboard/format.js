@@ -1,0 +1,48 @@
+// Words, shapes and times as the page shows them, and small DOM helpers.
+
+export const WORDS = { up: "Up", degraded: "Degraded", down: "Down", unknown: "Unknown" };
+export const SHAPES = { up: "✓", degraded: "▲", down: "✕", unknown: "?" };
+export const RANK = { down: 3, degraded: 2, unknown: 1, up: 0 };
+
+export function $(root, sel) { return root.querySelector(sel); }
+export function cardOf(name) { return document.querySelector('.card[data-service="' + CSS.escape(name) + '"]'); }
+export function modalOf(name) { return document.querySelector('dialog[data-modal="' + CSS.escape(name) + '"]'); }
+export function rowOf(name) { return document.querySelector('[data-control-row="' + CSS.escape(name) + '"]'); }
+
+export function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
+
+function pad2(n) { return n < 10 ? "0" + n : "" + n; }
+
+/** Local wall-clock time, HH:MM:SS. */
+export function clock(ms) {
+  const d = new Date(ms);
+  return pad2(d.getHours()) + ":" + pad2(d.getMinutes()) + ":" + pad2(d.getSeconds());
+}
+
+/** "4 s", "3 min", "1 h 5 min" since `ms`. */
+export function ago(ms, now) {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return s + " s";
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + " min";
+  return Math.floor(m / 60) + " h " + (m % 60) + " min";
+}
+
+export function fmtMs(v) { return v < 10 ? (Math.round(v * 10) / 10) + " ms" : Math.round(v) + " ms"; }
+
+export function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+// The one polite live region: transitions only, never ticking times.
+let pending = [];
+let announceTimer = null;
+export function announce(text) {
+  pending.push(text);
+  if (announceTimer) return;
+  announceTimer = window.setTimeout(() => {
+    announceTimer = null;
+    document.getElementById("announcer").textContent = pending.join(" ");
+    pending = [];
+  }, 250);
+}

@@ -1,0 +1,95 @@
+// Uptime over the hour and the last 60 s of latency samples, per service:
+// the same time-weighted sum as src/healthmon/history.py. Pure functions of a
+// service record ({status, since, changes, base, samples}) and the time.
+
+export const SAMPLES = 60; // one latency sample a heartbeat
+export const UPTIME_WINDOW_MS = 3600000; // "Uptime (1 h)"
+export const MAX_CHANGES = 2048; // as src/healthmon/history.py
+
+export function isUp(status) { return status === "up" || status === "degraded"; }
+
+/** Record a status change at `ts` (up ↔ degraded is no change for uptime). */
+export function addChange(svc, ts, status) {
+  if (status === "unknown") return;
+  const list = svc.changes;
+  const last = list.length ? list[list.length - 1] : null;
+  if (last && last[0] > ts) ts = last[0]; // never before a change already known
+  if (last && last[1] === isUp(status)) return;
+  list.push([ts, isUp(status)]);
+  if (list.length > MAX_CHANGES) list.splice(0, list.length - MAX_CHANGES);
+}
+
+// Percent of the known part of the last hour spent up (or degraded), or
+// null when nothing is known. `svc.base` stands for what the server knew
+// before this page's own changes start: its figure (upFrac) over the span
+// it covered (knownMs), sliding out of the window as time passes.
+export function uptimeOf(svc, now) {
+  const start = now - UPTIME_WINDOW_MS;
+  const list = svc.changes;
+  while (list.length > 1 && list[1][0] <= start) list.shift();
+  let upMs = 0;
+  let knownMs = 0;
+  const base = svc.base;
+  if (base) {
+    const kept = Math.max(0, Math.min(base.knownMs, UPTIME_WINDOW_MS - (now - base.at)));
+    knownMs += kept;
+    upMs += kept * base.upFrac;
+  }
+  if (!list.length && !base) return null;
+  for (let i = 0; i < list.length; i++) {
+    const begin = Math.max(list[i][0], start);
+    const end = i + 1 < list.length ? list[i + 1][0] : now;
+    const span = Math.max(0, end - begin);
+    knownMs += span;
+    if (list[i][1]) upMs += span;
+  }
+  if (knownMs === 0) {
+    if (list.length) return list[list.length - 1][1] ? 100 : 0;
+    return Math.round(base.upFrac * 10000) / 100;
+  }
+  return Math.round(10000 * upMs / knownMs) / 100;
+}
+
+// The server's history: uptime over the hour and up to 60 latency samples,
+// about a second apart, oldest first. Each sample's state is known when it
+// was taken after the current state began; before that, what this page saw
+// itself at about that time, if anything.
+export function takeHistory(svc, history, now, boardSince) {
+  if (!history || typeof history !== "object") return;
+  takeUptime(svc, history, now, boardSince);
+  if (!Array.isArray(history.latency)) return;
+  const seen = svc.samples;
+  const list = history.latency.slice(-SAMPLES);
+  svc.samples = list.map((latency, i) => {
+    const at = now - (list.length - 1 - i) * 1000;
+    let status = svc.status !== "unknown" && svc.since && at >= svc.since ? svc.status : null;
+    for (let j = 0; status === null && j < seen.length; j++) {
+      if (Math.abs(seen[j].at - at) <= 600) status = seen[j].status;
+    }
+    return { at, latency: typeof latency === "number" ? latency : null, status: status || "none" };
+  });
+}
+
+// The server's uptime. Its list of changes, when sent, replaces this page's
+// (exact). Otherwise its figure becomes the base the page's own changes
+// from now on are added to, over the span the server knew: the hour, or
+// less when its board is younger (since its oldest "since").
+export function takeUptime(svc, history, now, boardSince) {
+  if (Array.isArray(history.changes)) {
+    svc.base = null;
+    svc.changes = history.changes.filter((c) => Array.isArray(c) && typeof c[0] === "number")
+      .map((c) => [c[0], !!c[1]]).slice(-MAX_CHANGES);
+    if (svc.status !== "unknown") addChange(svc, svc.since || now, svc.status);
+    return;
+  }
+  if (typeof history.uptime_1h !== "number") return;
+  const knownMs = typeof history.known_ms === "number" ? history.known_ms
+    : boardSince !== null ? Math.max(0, Math.min(UPTIME_WINDOW_MS, now - boardSince)) : UPTIME_WINDOW_MS;
+  svc.base = { at: now, upFrac: history.uptime_1h / 100, knownMs };
+  svc.changes = svc.status === "unknown" ? [] : [[now, isUp(svc.status)]];
+}
+
+export function addSample(svc, latency, status, now) {
+  svc.samples.push({ at: now, latency: typeof latency === "number" ? latency : null, status });
+  if (svc.samples.length > SAMPLES) svc.samples.splice(0, svc.samples.length - SAMPLES);
+}

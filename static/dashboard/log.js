@@ -1,0 +1,53 @@
+// The event log: status changes only, newest first, capped, each with time,
+// service, from → to, source (push or poll) and reason.
+
+import { SHAPES, clock } from "./format.js";
+import { LOG_CAP, store } from "./store.js";
+
+function statusWord(status) {
+  const span = document.createElement("span");
+  span.className = "status-word";
+  span.setAttribute("data-status", status);
+  span.textContent = SHAPES[status] + " " + status;
+  return span;
+}
+
+function logItem(e) {
+  const li = document.createElement("li");
+  li.className = "event";
+  li.setAttribute("data-seq", String(e.seq));
+  li.setAttribute("data-service", e.service);
+  li.setAttribute("data-from", e.from);
+  li.setAttribute("data-to", e.to);
+  li.setAttribute("data-source", e.source);
+  const time = document.createElement("time");
+  time.dateTime = new Date(e.ts).toISOString();
+  time.textContent = clock(e.ts);
+  const name = document.createElement("strong");
+  name.textContent = e.service;
+  const change = document.createElement("span");
+  change.className = "change";
+  change.append(statusWord(e.from), " → ", statusWord(e.to));
+  const source = document.createElement("span");
+  source.className = "source source-" + e.source;
+  source.textContent = e.source;
+  li.append(time, " ", name, " ", change, " ", source);
+  if (e.reason) {
+    const reason = document.createElement("span");
+    reason.className = "event-reason";
+    reason.textContent = e.reason;
+    li.append(" ", reason);
+  }
+  return li;
+}
+
+export function renderLog() {
+  const list = document.getElementById("event-log");
+  document.getElementById("log-empty").hidden = store.log.length > 0;
+  // Entries never change, so only the new ones are added.
+  const top = list.firstElementChild ? Number(list.firstElementChild.getAttribute("data-seq")) : 0;
+  for (let i = store.log.length - 1; i >= 0; i--) {
+    if (store.log[i].seq > top) list.insertBefore(logItem(store.log[i]), list.firstChild);
+  }
+  while (list.children.length > LOG_CAP) list.removeChild(list.lastChild);
+}

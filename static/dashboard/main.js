@@ -1,0 +1,182 @@
+// healthmon's dashboard: the client module (../client.js) keeps every
+// service's live state and picks the transport; this module feeds the page's
+// store from it and wires the parts, each in its own module:
+//   store.js    what the page shows          history.js  uptime and samples
+//   cards.js    cards, header, gating        log.js      the event log
+//   dialogs.js  data dialogs and forms       controls.js the control panel
+// No framework, no build step.
+
+import { createClient } from "../client.js";
+import { WORDS, announce } from "./format.js";
+import { addChange, addSample, takeHistory } from "./history.js";
+import { addLog, addService, changed, noteSince, store, subscribe, sync } from "./store.js";
+import { gateCard, mountService, renderCards, unmountService } from "./cards.js";
+import { renderLog } from "./log.js";
+import { forgetService, renderModals, wireService } from "./dialogs.js";
+import { controlsOpen, refreshControls, refreshControlsSoon, setupControls } from "./controls.js";
+
+const boot = JSON.parse(document.getElementById("bootstrap").textContent);
+const bootServices = boot.services || [];
+const hm = createClient(location.origin, {
+  services: bootServices, // the first state, with no request
+  intervalMs: boot.interval_ms || 500,
+  timeoutMs: boot.timeout_ms || 1000,
+  bind: false, // the cards are gated below, with the page's own legends
+});
+store.configError = boot.config_error || null;
+noteSince(bootServices);
+
+let started = false;
+const wired = new Set();
+let monitorAlive = boot.monitor ? boot.monitor.alive : null;
+
+function setConfigError(error) {
+  const value = typeof error === "string" && error ? error : null;
+  if (value === store.configError) return;
+  store.configError = value;
+  announce(value ? "config.toml not applied: " + value : "config.toml applied.");
+}
+
+// ---- the client's events, into the store -----------------------------------
+
+// Services a snapshot or the document adds or removes (a config reload).
+hm.on("services", ({ added, removed }) => {
+  const now = Date.now();
+  removed.forEach((name) => {
+    forgetService(name);
+    unmountService(name);
+    delete store.services[name];
+    wired.delete(name);
+  });
+  store.order = hm.names();
+  added.forEach((name) => {
+    const svc = addService(hm.service(name), null, now);
+    mountService(svc); // markup for a service the first page did not have
+    if (!wired.has(name)) { wireService(name); wired.add(name); }
+    gateCard(hm, name);
+  });
+  if (started && (added.length || removed.length)) {
+    const parts = [];
+    if (added.length) parts.push("Added " + added.join(", ") + ".");
+    if (removed.length) parts.push("Removed " + removed.join(", ") + ".");
+    announce(parts.join(" "));
+  }
+  changed();
+});
+
+// A service's status (or its freshness, reason, source) changed.
+hm.on("change", ({ name, previous, current }) => {
+  const svc = store.services[name];
+  if (!svc) return;
+  sync(svc, hm.service(name));
+  if (current.status !== previous.status) {
+    addChange(svc, current.since || Date.now(), current.status);
+    // First knowledge (unknown → x) is not a change worth a log line.
+    if (previous.status !== "unknown") {
+      addLog(name, previous.status, current.status, current.source, current.reason);
+      announce(name + " is " + WORDS[current.status].toLowerCase() + (current.reason ? ": " + current.reason : ""));
+    }
+  }
+  changed();
+});
+
+// Anything else the client learnt (latency, ages): copy, render next frame.
+hm.on("update", () => {
+  store.order.forEach((name) => sync(store.services[name], hm.service(name)));
+  changed();
+});
+
+// The server's messages carry what only the page keeps: history, latency samples.
+hm.on("message", ({ message: msg, at }) => {
+  if (msg.type === "initialSnapshot") {
+    if (msg.services && typeof msg.services === "object") {
+      const list = Object.keys(msg.services).map((name) => Object.assign({ name }, msg.services[name]));
+      noteSince(list);
+      if (hm.monitor().alive !== false) {
+        list.forEach((s) => { if (store.services[s.name]) takeHistory(store.services[s.name], s.history, at, store.boardSince); });
+      }
+    }
+    if ("config_error" in msg) setConfigError(msg.config_error);
+    monitorAlive = hm.monitor().alive;
+    refreshControls(); // a snapshot does not say which services are mocks, nor their modes
+  } else if (msg.type === "statusUpdate" && msg.data && store.services[msg.data.service]) {
+    takeHistory(store.services[msg.data.service], msg.data.history, at, store.boardSince);
+    if (controlsOpen()) refreshControlsSoon();
+  } else if (msg.type === "configError") {
+    setConfigError(msg.error);
+  } else if (msg.type === "heartbeat") {
+    const alive = hm.monitor().alive;
+    // Each heartbeat is one more point on every sparkline (a gap, marked
+    // stale, when the latency is not from a fresh check).
+    if (alive && msg.latency && typeof msg.latency === "object") {
+      store.order.forEach((name) => {
+        if (!(name in msg.latency)) return;
+        const svc = store.services[name];
+        sync(svc, hm.service(name));
+        if (svc.stale) addSample(svc, null, "stale", at);
+        else addSample(svc, msg.latency[name], svc.status, at);
+      });
+    }
+    if (alive !== monitorAlive) refreshControls();
+    monitorAlive = alive;
+  }
+  changed();
+});
+
+hm.on("connection", (c) => {
+  const kind = c.transport === "websocket" || c.transport === "sse" ? "live" : c.transport === "polling" ? "polling" : "connecting";
+  const before = store.connection;
+  store.connection = kind;
+  store.transport = c.transport;
+  store.connectionWhy = c.reason;
+  store.reconnectAt = c.retryAt;
+  if (before !== kind) {
+    if (kind === "live") {
+      announce("Live updates restored.");
+      if (started) refreshControls(); // a resumed channel sends no snapshot: uptime and modes from the API
+    } else if (kind === "polling") {
+      announce("Live updates lost; checking services directly.");
+    }
+  }
+  changed();
+});
+
+// ---- rendering ---------------------------------------------------------------
+
+subscribe(() => {
+  renderCards(Date.now(), hm.connection().lastPollAt);
+  renderLog();
+  renderModals();
+});
+
+// Every second while not live no heartbeat brings a latency: the history
+// still moves on, with a gap in the line and the state this page knows.
+window.setInterval(() => {
+  const now = Date.now();
+  if (store.connection !== "live") {
+    store.order.forEach((name) => {
+      const svc = store.services[name];
+      addSample(svc, null, svc.stale ? "stale" : svc.status, now);
+    });
+  }
+  changed();
+}, 1000);
+
+// ---- start ---------------------------------------------------------------------
+
+setupControls(hm, boot);
+hm.start();
+const loadedAt = Date.now();
+bootServices.forEach((s) => {
+  const svc = store.services[s.name];
+  if (svc) takeHistory(svc, s.history, loadedAt, store.boardSince);
+});
+started = true;
+changed();
+// For tests and the curious: read-only views of the store and the client.
+window.healthmon = {
+  store,
+  client: hm,
+  isPolling: () => hm.connection().transport === "polling",
+  backoffDelay: hm.backoffDelay,
+};

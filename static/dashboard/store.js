@@ -1,0 +1,114 @@
+// The page's one store: what the cards, the log and the header show. Live
+// state (status, reason, freshness, latency) is copied from the client module
+// (../client.js) after every change; the page adds only what is its own:
+// uptime changes and latency samples, the event log, mocks and modes.
+
+import { addChange, takeHistory } from "./history.js";
+
+export const LOG_CAP = 200;
+
+export const store = {
+  order: [],
+  services: {},
+  connection: "connecting", // live | polling | connecting
+  transport: "connecting", // websocket | sse | polling | connecting
+  connectionWhy: "",
+  reconnectAt: null,
+  configError: null,
+  // The oldest "since" the server has sent: about when its board first saw
+  // its services, so how far back its uptime figures reach.
+  boardSince: null,
+  log: [],
+};
+
+const listeners = [];
+let scheduled = false;
+
+export function subscribe(fn) { listeners.push(fn); }
+
+/** Render on the next frame (many changes in one frame render once). */
+export function changed() {
+  if (scheduled) return;
+  scheduled = true;
+  window.requestAnimationFrame(() => {
+    scheduled = false;
+    listeners.forEach((fn) => fn(store));
+  });
+}
+
+// The client says websocket/sse/polling/bootstrap; the page's log says push or poll.
+function sourceOf(source) {
+  if (source === "polling") return "poll";
+  if (source === "websocket" || source === "sse") return "push";
+  return "snapshot";
+}
+
+// Failing checks, worst first; the Status enum's degraded/down read as warn/fail.
+export function normChecks(list) {
+  if (!Array.isArray(list)) return [];
+  return list.filter((c) => c && typeof c.name === "string").map((c) => {
+    const bad = c.status === "down" || c.status === "fail";
+    return {
+      name: c.name,
+      word: bad ? "fail" : "warn",
+      output: typeof c.output === "string" && c.output ? c.output : null,
+      observed: typeof c.observed === "string" && c.observed ? c.observed : null,
+    };
+  });
+}
+
+/** A new record from the client's view of one service and the server's entry (history). */
+export function addService(info, entry, now) {
+  const svc = {
+    name: info.name,
+    url: info.url || "",
+    dataEndpoint: info.dataEndpoint || "",
+    healthUrl: info.healthUrl,
+    dataUrl: info.dataUrl,
+    mock: typeof info.mock === "boolean" ? info.mock : null,
+    mode: info.mode,
+    status: "unknown",
+    wasStale: false, // what the card showed last, to announce a change once
+    changes: [], // uptime: [ts, up], oldest first, after an optional base
+    base: null,
+    samples: [], // {at, latency, status}, oldest first, at most 60
+  };
+  store.services[info.name] = svc;
+  sync(svc, info);
+  if (svc.status !== "unknown") addChange(svc, svc.since || now, svc.status);
+  if (entry) takeHistory(svc, entry.history, now, store.boardSince);
+  return svc;
+}
+
+/** Copy the client's live state of a service into its record. */
+export function sync(svc, info) {
+  if (!info) return;
+  svc.status = info.status;
+  svc.reason = info.reason;
+  svc.since = info.since;
+  svc.checks = normChecks(info.checks);
+  svc.latencyMs = info.latencyMs;
+  svc.source = sourceOf(info.source);
+  svc.stale = info.stale;
+  svc.serverStale = info.serverStale;
+  svc.freshAt = info.checkedAt;
+  svc.blockedBy = info.blockedBy;
+  if (info.healthUrl) svc.healthUrl = info.healthUrl;
+  if (info.dataUrl) svc.dataUrl = info.dataUrl;
+}
+
+/** The oldest "since" among services the server describes (see boardSince). */
+export function noteSince(list) {
+  list.forEach((s) => {
+    if (s && typeof s.since === "number" && (store.boardSince === null || s.since < store.boardSince)) {
+      store.boardSince = s.since;
+    }
+  });
+}
+
+let logSeq = 0;
+export function addLog(name, from, to, source, reason) {
+  logSeq += 1;
+  store.log.unshift({ seq: logSeq, ts: Date.now(), service: name, from, to, source: sourceOf(source), reason });
+  if (store.log.length > LOG_CAP) store.log.length = LOG_CAP;
+}
