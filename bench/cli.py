@@ -16,6 +16,7 @@ import aiohttp
 
 from bench import machine
 from bench.convergence import convergence_figures
+from bench.detect import detect_figures
 from bench.fanout import fanout_figures
 from bench.figures import Figure
 from bench.idle import idle_figures, startup_figures
@@ -80,6 +81,13 @@ class Runner:
             )
         if self.scenarios & {"idle", "latency"}:
             steps.append(("idle and latency", self._default_server(session, loop)))
+        if "detect" in self.scenarios:
+            steps.append(
+                (
+                    "detect",
+                    detect_figures(session, loop, plan.detect_rounds, self.workdir, self.rng),
+                )
+            )
         if "fanout" in self.scenarios:
             steps += [
                 (

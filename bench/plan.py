@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-SCENARIOS = ("startup", "idle", "latency", "fanout", "scale", "convergence")
+SCENARIOS = ("startup", "idle", "latency", "detect", "fanout", "scale", "convergence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,8 @@ class Plan:
     # Convergence under chaos: truth changes, and monitor / ws off-on cycles.
     convergence_rounds: int
     convergence_cycles: int
+    # kill -9, gRPC Watch and error (503) rounds, each (bench.detect).
+    detect_rounds: int
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -47,6 +49,7 @@ QUICK = Plan(
     services_per_port=1,
     convergence_rounds=16,
     convergence_cycles=2,
+    detect_rounds=20,
 )
 
 FULL = Plan(
@@ -64,4 +67,5 @@ FULL = Plan(
     services_per_port=1,
     convergence_rounds=60,
     convergence_cycles=6,
+    detect_rounds=40,
 )
