@@ -126,18 +126,18 @@ hm.on("message", ({ message: msg, at }) => {
 hm.on("connection", (c) => {
   const kind = c.transport === "websocket" || c.transport === "sse" ? "live" : c.transport === "polling" ? "polling" : "connecting";
   const before = store.connection;
+  const transportBefore = store.transport;
   store.connection = kind;
   store.transport = c.transport;
   store.connectionWhy = c.reason;
   store.reconnectAt = c.retryAt;
   if (before !== kind) {
-    if (kind === "live") {
-      announce("Live updates restored.");
-      if (started) refreshControls(); // a resumed channel sends no snapshot: uptime and modes from the API
-    } else if (kind === "polling") {
-      announce("Live updates lost; checking services directly.");
-    }
+    if (kind === "live") announce("Live updates restored.");
+    else if (kind === "polling") announce("Live updates lost; checking services directly.");
   }
+  // The switches may have changed (a channel switched off), and a resumed
+  // channel sends no snapshot: uptime and modes from the API.
+  if (started && c.transport !== transportBefore) refreshControls();
   changed();
 });
 
