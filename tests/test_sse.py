@@ -229,6 +229,12 @@ async def test_ws_switched_off_leaves_the_streams_open(
     assert update.data["data"]["service"] == "billing"
 
 
+async def test_head_on_events_is_refused(system: System) -> None:
+    """HEAD /events gets 405: a stream's events would follow a HEAD answer's headers."""
+    async with system.session.head(f"{system.base}/events") as response:
+        assert response.status == 405
+
+
 @pytest.fixture
 def fast_keepalive(monkeypatch: pytest.MonkeyPatch) -> None:
     """A keep-alive period of 50 ms, set before the app starts its loop."""

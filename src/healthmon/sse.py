@@ -199,7 +199,8 @@ async def _close_streams(app: web.Application) -> None:
 def setup_events(app: web.Application, hub: Hub) -> EventStreams:
     """``GET /events`` beside the hub's socket, its keep-alive, and its end at shutdown."""
     events = app[EVENTS] = EventStreams(hub)
-    app.router.add_get("/events", events.handle)
+    # No HEAD: a stream's events are written past aiohttp's writer, which alone knows to omit them.
+    app.router.add_get("/events", events.handle, allow_head=False)
     app.cleanup_ctx.append(_keepalive)
     app.on_shutdown.append(_close_streams)
     return events
