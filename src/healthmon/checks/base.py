@@ -88,10 +88,6 @@ class Wake:
         self._pushed = False
         self._waiter: asyncio.Future[bool] | None = None
 
-    @property
-    def pending(self) -> bool:
-        return self._recheck or self._pushed
-
     def recheck(self) -> None:
         self._recheck = True
         self._notify()
