@@ -347,3 +347,17 @@ async def test_client_module_is_served_as_javascript(system: System) -> None:
         f"{system.base}/client.js", headers={"If-None-Match": etag}
     ) as response:
         assert response.status == 304
+
+
+async def test_declarations_and_example_are_served(system: System) -> None:
+    """/client.d.ts serves the declarations; /example renders the shop listing every service."""
+    async with system.session.get(f"{system.base}/client.d.ts") as response:
+        assert response.status == 200
+        assert response.content_type == "application/typescript"
+        assert await response.read() == (static_dir() / "client.d.ts").read_bytes()
+    async with system.session.get(f"{system.base}/example") as response:
+        assert response.status == 200
+        assert response.content_type == "text/html"
+        page = await response.text()
+    for service in system.settings.services:
+        assert f'data-hm-status="{service.name}"' in page
