@@ -25,6 +25,16 @@ ENDPOINTS = {
 }
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different free loopback ports (one free port may be offered twice)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = unused_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def make_settings(
     names: tuple[str, ...] = NAMES,
     *,
@@ -34,18 +44,19 @@ def make_settings(
     **web: Any,
 ) -> Settings:
     """Settings for mocks on free ports; the check interval is short to keep tests quick."""
+    web_port, *ports = free_ports(len(names) + 1)
     services = [
         {
             "name": name,
-            "url": f"http://127.0.0.1:{unused_port()}",
+            "url": f"http://127.0.0.1:{port}",
             "data_endpoint": ENDPOINTS.get(name, "/data"),
             "mock": True,
         }
-        for name in names
+        for name, port in zip(names, ports, strict=True)
     ]
     return Settings.model_validate(
         {
-            "web": {"port": unused_port(), **web},
+            "web": {"port": web_port, **web},
             "monitor": {
                 "interval_ms": interval_ms,
                 "timeout_ms": timeout_ms,
