@@ -12,7 +12,7 @@ from tests.browser.conftest import Server, Tab, open_live
 
 pytestmark = pytest.mark.browser
 
-# Records every heartbeat the page receives, before app.js opens its socket.
+# Records every heartbeat the page receives, before the page opens its socket.
 RECORD_HEARTBEATS = """
 (() => {
   window.__beats = [];
