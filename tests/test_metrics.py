@@ -34,3 +34,6 @@ async def test_metrics_follow_the_system(system: System) -> None:
     assert values[("healthmon_broadcasts_total", ())] >= 1
     assert values[("healthmon_slow_clients_dropped_total", ())] == 0
     assert values[("healthmon_monitor_alive", ())] == 1
+    assert values[("healthmon_service_stale", (("service", "billing"),))] == 0
+    assert values[("healthmon_sse_clients", ())] == 0
+    assert values[("healthmon_slow_sse_clients_dropped_total", ())] == 0

@@ -41,7 +41,7 @@ from healthmon.models import now_ms
 from healthmon.page import setup_page
 from healthmon.reload import reloader_context
 from healthmon.security import add_preflights, guard
-from healthmon.sse import setup_events
+from healthmon.sse import EVENTS, setup_events
 from healthmon.status import (
     HttpSnapshot,
     MonitorSnapshot,
@@ -136,7 +136,7 @@ async def _monitor(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _watch_metrics(app: web.Application) -> None:
-    app[METRICS].watch(app.get(BOARD), app.get(HUB))
+    app[METRICS].watch(app.get(BOARD), app.get(HUB), app.get(EVENTS))
 
 
 def create_app(

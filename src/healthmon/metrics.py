@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import (
@@ -20,6 +21,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    # For typing only: sse imports the app's keys, which import this module.
+    from healthmon.sse import EventStreams
 
 from healthmon.hub import Hub
 from healthmon.models import CheckResult, Status
@@ -61,8 +66,10 @@ class Metrics:
             with contextlib.suppress(KeyError):
                 metric.remove(service)
 
-    def watch(self, board: StatusBoard | None, hub: Hub | None) -> None:
-        self.registry.register(_StateCollector(board, hub))
+    def watch(
+        self, board: StatusBoard | None, hub: Hub | None, events: EventStreams | None = None
+    ) -> None:
+        self.registry.register(_StateCollector(board, hub, events))
 
     async def handle(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -71,9 +78,12 @@ class Metrics:
 
 
 class _StateCollector(Collector):
-    def __init__(self, board: StatusBoard | None, hub: Hub | None) -> None:
+    def __init__(
+        self, board: StatusBoard | None, hub: Hub | None, events: EventStreams | None
+    ) -> None:
         self.board = board
         self.hub = hub
+        self.events = events
 
     def collect(self) -> Iterator[Metric]:
         if self.board is not None:
@@ -85,14 +95,21 @@ class _StateCollector(Collector):
                 "1 for the service's current status",
                 labels=["service", "status"],
             )
+            stale = GaugeMetricFamily(
+                "healthmon_service_stale",
+                "1 when the service's latest check is older than 2 x (interval + timeout)",
+                labels=["service"],
+            )
             for name in self.board.names:
                 state = self.board.state(name)
                 assert state is not None
                 up.add_metric([name], 1.0 if state.up else 0.0)
+                stale.add_metric([name], 1.0 if state.stale else 0.0)
                 for value in Status:
                     status.add_metric([name, value.value], 1.0 if state.status is value else 0.0)
             yield up
             yield status
+            yield stale
             yield GaugeMetricFamily(
                 "healthmon_monitor_alive",
                 "1 while a monitor's heartbeats arrive",
@@ -113,4 +130,15 @@ class _StateCollector(Collector):
                 "healthmon_slow_clients_dropped",
                 "WebSocket clients dropped for falling too far behind",
                 value=self.hub.dropped,
+            )
+        if self.events is not None:
+            yield GaugeMetricFamily(
+                "healthmon_sse_clients",
+                "Connected Server-Sent Events streams",
+                value=len(self.events),
+            )
+            yield CounterMetricFamily(
+                "healthmon_slow_sse_clients_dropped",
+                "Event streams dropped for falling too far behind",
+                value=self.events.dropped,
             )
