@@ -5,7 +5,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck system-deps bench bench-quick clean
+.PHONY: run test lint typecheck js-test system-deps bench bench-quick clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "healthmon needs Python 3.11 or newer: none found on PATH"; exit 1; }
@@ -33,8 +33,11 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-test: system-deps $(VENV)/.installed-dev lint typecheck  ## the whole suite
+test: system-deps $(VENV)/.installed-dev lint typecheck js-test  ## the whole suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+js-test:  ## the client module's unit tests, with Node's own runner (no npm packages)
+	node --test tests/js/
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench $(BENCH_ARGS)

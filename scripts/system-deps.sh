@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# System packages the test suite needs: Chromium (browser tests) and
-# RabbitMQ (broker tests). Installed with apt-get where it exists; elsewhere
+# System packages the test suite needs: Chromium (browser tests), RabbitMQ
+# (broker tests) and Node.js (the client module's unit tests, node --test). Installed with apt-get where it exists; elsewhere
 # this says what to install, and the tests that need them fail until then.
 set -euo pipefail
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -18,7 +19,7 @@ if command -v apt-get >/dev/null 2>&1; then
 else
   cat >&2 <<MSG
 healthmon tests need: ${missing[*]}
-  macOS:  brew install rabbitmq          (rabbitmq-server on PATH)
+  macOS:  brew install rabbitmq node     (rabbitmq-server and node on PATH)
           .venv/bin/playwright install chromium   (used when /usr/bin/chromium is absent)
   other:  install them with your package manager.
 MSG

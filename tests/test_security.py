@@ -82,7 +82,7 @@ async def test_loopback_names_are_served(system: System, host: str) -> None:
         ("GET", "/api/services"),
         ("GET", "/statuses"),
         ("GET", "/metrics"),
-        ("GET", "/static/app.js"),
+        ("GET", "/static/dashboard/main.js"),
         ("GET", "/no/such/page"),
         ("POST", "/api/mocks/auth"),
         ("POST", "/api/components/monitor"),
@@ -206,7 +206,9 @@ def _policy(header: str) -> dict[str, list[str]]:
     return {words[0]: words[1:] for words in directives}
 
 
-@pytest.mark.parametrize("path", ["/", "/api/services", "/static/app.js", "/no/such/page"])
+@pytest.mark.parametrize(
+    "path", ["/", "/api/services", "/static/dashboard/main.js", "/no/such/page"]
+)
 async def test_every_answer_carries_the_security_headers(system: System, path: str) -> None:
     """CSP without inline script or style, nosniff and no-referrer, on pages, API, files, 404s."""
     async with system.session.get(system.base + path) as response:
@@ -421,3 +423,16 @@ async def test_status_command_escapes_what_a_service_sent() -> None:
     assert ESC not in text
     assert "\r" not in text
     assert "\\x1b]0;pwned\\x07\\x1b[2J db gone" in text
+
+
+async def test_static_modules_are_revalidated(system: System) -> None:
+    """A page module is served 200 with no-cache, so an upgrade never mixes old and new code."""
+    async with system.session.get(f"{system.base}/static/dashboard/main.js") as response:
+        assert response.status == 200
+        assert response.headers["Cache-Control"] == "no-cache"
+        etag = response.headers["ETag"]
+    headers = {"If-None-Match": etag}
+    async with system.session.get(
+        f"{system.base}/static/dashboard/main.js", headers=headers
+    ) as response:
+        assert response.status == 304

@@ -93,6 +93,10 @@ def add_headers(response: web.StreamResponse, request: web.Request) -> None:
     headers.setdefault("Content-Security-Policy", content_security_policy(settings, request.host))
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith("/static/"):
+        # ES modules import each other by plain names: make browsers revalidate
+        # (a cheap 304 by ETag) so an upgrade never mixes old and new modules.
+        headers.setdefault("Cache-Control", "no-cache")
     if request.path in SHARED_PATHS:
         # The answer depends on the Origin: a cache must not hand one origin's to another.
         if "Origin" not in headers.getall("Vary", []):
