@@ -255,3 +255,19 @@ async def test_the_board_keeps_recent_changes_for_later_pages() -> None:
     assert [(c["from"], c["to"]) for c in changes] == [("up", "down"), ("down", "up")]
     assert changes[0]["reason"] == "connection refused"
     assert changes[0]["ts"] == 2_000
+
+
+async def test_a_new_page_gets_the_recent_changes(system: System) -> None:
+    """A client connecting after a change finds it in its snapshot's log, as the API has it."""
+    first = await system.connected()
+    await system.set_mode("billing", "down")
+    await first.until(
+        lambda m: m["type"] == "statusUpdate" and m["data"]["status"] == "down", within=5
+    )
+    late = await system.connect()
+    assert (await late.next())["type"] == "welcome"
+    snapshot = await late.next()
+    assert [(c["service"], c["from"], c["to"]) for c in snapshot["log"]] == [
+        ("billing", "up", "down")
+    ]
+    assert (await system.get("/api/services"))["log"] == snapshot["log"]

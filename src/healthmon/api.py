@@ -203,6 +203,7 @@ def services_document(app: web.Application) -> dict[str, Any]:
     return {
         "services": services,
         "config_error": app[CONFIG].error,
+        "log": board.recent_changes(),
         "interval_ms": settings.monitor.interval_ms,
         "timeout_ms": settings.monitor.timeout_ms,
         "monitor": {

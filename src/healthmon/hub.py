@@ -37,6 +37,8 @@ from healthmon.status import StatusBoard
 
 log = structlog.get_logger(__name__)
 
+# Status changes a snapshot carries for the page's event log.
+SNAPSHOT_LOG = 50
 # Client frames are read and ignored; anything larger closes the socket (1009).
 MAX_CLIENT_FRAME = 4096
 # Bytes a client may leave unread before it is dropped.
@@ -284,6 +286,8 @@ class Hub:
             "services": services,
             "monitor": self._monitor(),
             "config_error": self.config_error,
+            # The latest changes, so every page's event log starts the same.
+            "log": self.board.recent_changes()[-SNAPSHOT_LOG:],
             "ts": now_ms(),
         }
 
