@@ -1,6 +1,6 @@
 """Connection-loss re-checks: a service whose idle connection closes is checked again at once.
 
-The check interval in these tests is long (5 s) and every bound is far below
+The check interval in these tests is long (10 s) and every bound is far below
 it, so a change seen in time was seen by the re-check, not by the schedule.
 """
 
@@ -22,9 +22,9 @@ from healthmon.config import MonitorSettings, ServiceSettings
 from healthmon.mocks import MockService, Mode
 from healthmon.models import CheckResult, Status, StatusUpdate, decode
 
-LONG_INTERVAL_MS = 5000
+LONG_INTERVAL_MS = 10_000
 # How soon a lost connection must show: far below the interval.
-BOUND_S = 1.0
+BOUND_S = 2.0
 WAIT_S = 10.0
 PASS = b'{"status":"pass"}'
 
@@ -115,7 +115,7 @@ async def child() -> AsyncIterator[Callable[[], Awaitable[tuple[asyncio.subproce
 async def test_kill_9_is_seen_at_once(
     child: Callable[[], Awaitable[tuple[asyncio.subprocess.Process, int]]],
 ) -> None:
-    """kill -9 of a service's process shows it down within a second, with a 5 s interval."""
+    """kill -9 of a service's process shows it down within 2 s, with a 10 s interval."""
     process, port = await child()
     async with monitoring(service_at(f"http://127.0.0.1:{port}"), LONG_INTERVAL_MS) as watched:
         assert (await watched.update()).effective_status is Status.UP
@@ -127,7 +127,7 @@ async def test_kill_9_is_seen_at_once(
 
 
 async def test_mock_switched_down_is_seen_at_once() -> None:
-    """A mock switched to down (its sockets really close) is shown down within a second."""
+    """A mock switched to down (its sockets really close) is shown down within 2 s, not 10."""
     port = await free_port()
     service = ServiceSettings(name="svc", url=f"http://127.0.0.1:{port}", mock=True)
     mock = MockService(service, cors_origins=(), slow_ms=3000)
