@@ -197,7 +197,8 @@ export function createClient(baseUrl, options = {}) {
   // snapshot entry or an /api/services entry.
   function takeInfo(svc, s) {
     if (typeof s.url === "string") svc.url = s.url;
-    if (typeof s.health_url === "string") svc.healthUrl = s.health_url;
+    // A browser can only ask http(s) services itself: tcp and grpc ones wait for push.
+    if (typeof s.health_url === "string" && /^https?:\/\//i.test(s.health_url)) svc.healthUrl = s.health_url;
     else if (svc.url && typeof s.health_path === "string") svc.healthUrl = svc.url + s.health_path;
     if (typeof s.data_url === "string") svc.dataUrl = s.data_url;
     else if (svc.url && typeof s.data_endpoint === "string") svc.dataUrl = svc.url + s.data_endpoint;

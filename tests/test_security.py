@@ -22,6 +22,7 @@ from healthmon.config import ConfigError, ServiceSettings, Settings, load_settin
 from healthmon.keys import CONFIG, MOCKS, MONITOR
 from healthmon.logs import configure_logging, visible
 from healthmon.origins import allowed_hosts, host_allowed, origin_allowed
+from healthmon.security import service_sources
 from tests.support import System, make_settings, run_healthmon
 
 EVIL = "evil.example"
@@ -436,3 +437,16 @@ async def test_static_modules_are_revalidated(system: System) -> None:
         f"{system.base}/static/dashboard/main.js", headers=headers
     ) as response:
         assert response.status == 304
+
+
+def test_only_http_services_are_connect_sources() -> None:
+    """A tcp or grpc service is no connect-src: a browser cannot poll it, so none is allowed."""
+    settings = Settings.model_validate(
+        {
+            "services": [
+                {"name": "web", "url": "http://10.1.2.3:8080"},
+                {"name": "db", "kind": "tcp", "url": "tcp://10.9.9.9:5432"},
+            ]
+        }
+    )
+    assert service_sources(settings) == ["http://10.1.2.3:*"]

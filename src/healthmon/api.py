@@ -191,6 +191,7 @@ def services_document(app: web.Application) -> dict[str, Any]:
                 "health_url": service.health_url,
                 "data_url": service.data_url,
                 "mock": service.mock,
+                "kind": service.kind,
                 "mode": mock.mode.value if mock else None,
                 "depends_on": list(service.depends_on),
                 **_UNSEEN,

@@ -105,6 +105,7 @@ def _service_info(services: Iterable[ServiceSettings]) -> dict[str, dict[str, ob
             "health_url": s.health_url,
             "data_url": s.data_url,
             "mock": s.mock,
+            "kind": s.kind,
         }
         for s in services
     }

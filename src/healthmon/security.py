@@ -45,7 +45,7 @@ _PLAIN_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\](:\d+)?")
 
 
 def service_sources(settings: Settings) -> list[str]:
-    """Every configured service's host, any port, in config order: the page polls them itself.
+    """Every HTTP service's host, any port, in config order: the page polls them itself.
 
     Any port, because a page keeps the policy it was loaded with: a service that
     a reload adds on a known host (a new mock, say) is reachable without a page
@@ -53,6 +53,8 @@ def service_sources(settings: Settings) -> list[str]:
     """
     sources: list[str] = []
     for service in settings.services:
+        if service.kind != "http":
+            continue  # a browser cannot reach tcp:// or grpc:// itself
         parts = urlsplit(service.url)
         host = parts.netloc.rpartition(":")[0] if parts.port else parts.netloc
         source = f"{parts.scheme}://{host.lower()}:*"
