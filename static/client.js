@@ -101,7 +101,7 @@ function firstCheck(checks) {
 /** Why a request failed, in words. */
 export function describeFailure(err, timeoutMs) {
   if (err && err.name === "AbortError") return "no answer within " + timeoutMs + " ms";
-  return "no answer (connection refused or network error)";
+  return "no answer: connection refused or network error";
 }
 
 function list(value) {
@@ -550,9 +550,10 @@ export function createClient(baseUrl, options = {}) {
       heard(c, msg);
     };
     socket.onclose = (event) => {
-      const reason = event.code === 1001 ? "the server closed the WebSocket channel"
-        : event.code === 4000 ? "the WebSocket went silent (no heartbeat for " + o.silenceMs / 1000 + " s)"
-        : "the WebSocket cannot connect (closed with code " + event.code + ")";
+      // In words a class understands: what happened, never a close code.
+      const reason = event.code === 1001 ? (/switched off/.test(event.reason || "") ? "the server switched the WebSocket channel off" : "the server closed the WebSocket channel")
+        : event.code === 4000 ? "the WebSocket channel went silent for " + o.silenceMs / 1000 + " s"
+        : "the WebSocket channel cannot be reached";
       lost(c, reason);
     };
     socket.onerror = () => { /* onclose follows */ };
@@ -576,8 +577,8 @@ export function createClient(baseUrl, options = {}) {
       // CLOSED: refused for good (an HTTP error, or switched off). CONNECTING:
       // EventSource retries by itself with Last-Event-ID; a candidate that
       // never spoke moves on at once, an adopted one gets its retry (silence decides).
-      if (source.readyState === 2) lost(c, "the Server-Sent Events stream cannot connect");
-      else if (candidate === c) failed(c, "the Server-Sent Events stream cannot connect");
+      if (source.readyState === 2) lost(c, "the Server-Sent Events channel cannot be reached");
+      else if (candidate === c) failed(c, "the Server-Sent Events channel cannot be reached");
     };
     return { close: () => source.close() };
   }
@@ -591,13 +592,13 @@ export function createClient(baseUrl, options = {}) {
       transport = channel.kind;
       stopPolling();
     } else if (channel) {
-      reason = "the monitor is not sending heartbeats (it is stopped or stuck)";
+      reason = "the monitor has stopped sending heartbeats, so the server cannot vouch for any status";
       transport = canPoll ? "polling" : "connecting";
       if (canPoll) startPolling();
     } else if (candidate && !polling) {
       transport = "connecting";
     } else {
-      reason = kinds.map((k) => why[k]).filter(Boolean).join("; ") || "no live channel to healthmon";
+      reason = kinds.map((k) => why[k]).filter(Boolean).join(", and ") || "there is no live channel to healthmon";
       transport = canPoll ? "polling" : "connecting";
       if (canPoll && !candidate) startPolling();
     }

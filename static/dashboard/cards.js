@@ -2,8 +2,8 @@
 // everything the store says, drawn; plus the markup of services a config
 // reload adds or removes (cloned from the <template>s the server rendered).
 
-import { $, RANK, SHAPES, WORDS, ago, announce, cardOf, clock, escapeHtml, fmtMs, modalOf, rowOf, setText } from "./format.js";
-import { SAMPLES, uptimeOf } from "./history.js";
+import { $, RANK, SHAPES, WORDS, ago, announce, cardOf, clock, duration, escapeHtml, fmtMs, modalOf, noAnswer, rowOf, setText } from "./format.js";
+import { SAMPLES, UPTIME_WINDOW_MS, uptimeFigures } from "./history.js";
 import { store } from "./store.js";
 
 const CHECKS_SHOWN = 3;
@@ -51,10 +51,13 @@ function renderGate(card, svc, now) {
   gate.setAttribute("data-gate", closed ? "disabled" : svc.status === "degraded" ? "warning" : "enabled");
   gate.setAttribute("data-stale", svc.stale ? "true" : "false");
   if (svc.stale) {
-    setText(legend, SHAPES[svc.status] + " Last known: " + svc.status + (svc.status === "down" && svc.reason ? " (" + svc.reason + ")" : "") +
+    setText(legend, SHAPES[svc.status] + " Last known: " + svc.status + (svc.status === "down" && svc.reason ? ", " + svc.reason : "") +
       " · not confirmed for " + staleFor(svc, now));
   } else if (closed) {
-    setText(legend, "✕ Unavailable — " + (verdict && verdict.reason ? verdict.reason : svc.name + " is down"));
+    // In words, one level deep: "billing is down: connection refused".
+    const why = verdict && verdict.cause !== "down" && verdict.reason ? verdict.reason
+      : svc.name + " is down" + (svc.reason ? ": " + svc.reason : "");
+    setText(legend, "✕ Unavailable — " + why);
   } else if (svc.status === "degraded") {
     setText(legend, "▲ Warning — " + svc.name + " is degraded; answers may be slow or partial");
   } else if (svc.status === "unknown") {
@@ -94,8 +97,10 @@ function renderCard(svc, now) {
   else if (stale) setText(since, "Last known: " + WORDS[svc.status] + (svc.since ? " since " + clock(svc.since) : ""));
   else if (svc.since) setText(since, WORDS[svc.status] + " for " + ago(svc.since, now) + " (since " + clock(svc.since) + ")");
   else setText(since, WORDS[svc.status]);
-  // Live, every heartbeat refreshes the latency: no "confirmed" needed.
-  const latency = "Latency " + (typeof svc.latencyMs === "number" ? Math.round(svc.latencyMs) + " ms" : "—");
+  // Live, every heartbeat refreshes the latency: no "confirmed" needed. A
+  // service that did not answer has no latency worth a number.
+  const silent = noAnswer(svc.status, svc.reason);
+  const latency = silent ? "No answer" : "Latency " + (typeof svc.latencyMs === "number" ? Math.round(svc.latencyMs) + " ms" : "—");
   let fresh = "";
   if (stale) fresh = " · last known";
   else if (svc.source === "poll") fresh = " · measured by this page";
@@ -149,19 +154,27 @@ function renderChecks(list, svc) {
 
 // Uptime over the hour, and the last 60 s on one time axis: latency as a
 // line (gaps where no sample), each sample's state as a band beneath.
+// Each state's cell has its own height as well as colour (y, height in the
+// 0…24 viewBox): up a thin strip, degraded half, down the full band, unknown
+// or stale a hollow mark at the top; empty seconds a faint line.
+const BAND = { up: [22.6, 1.4], degraded: [21, 3], down: [19, 5], unknown: [19, 0.8], stale: [19, 0.8], none: [23.4, 0.6], empty: [23.4, 0.6] };
+
 function bandCell(x, status) {
   const cell = document.createElementNS(SVG, "rect");
+  const [y, h] = BAND[status] || BAND.none;
   cell.setAttribute("x", String(x + 0.1));
-  cell.setAttribute("y", "20");
+  cell.setAttribute("y", String(y));
   cell.setAttribute("width", "0.8");
-  cell.setAttribute("height", "4");
+  cell.setAttribute("height", String(h));
   cell.setAttribute("class", "band band-" + status);
   return cell;
 }
 
 function renderHistory(card, svc, now) {
-  const up = uptimeOf(svc, now);
-  setText($(card, "[data-role=uptime]").firstChild, "Uptime " + (typeof up === "number" ? up.toFixed(2) + " %" : "—") + " ");
+  // Labelled by the span it really covers: the hour, or since the server started.
+  const { percent, knownMs } = uptimeFigures(svc, now);
+  setText($(card, "[data-role=uptime-value]"), "Uptime " + (typeof percent === "number" ? percent.toFixed(2) + " %" : "—"));
+  setText($(card, "[data-role=uptime-window]"), percent === null ? "" : knownMs >= UPTIME_WINDOW_MS - 1000 ? "(1 h)" : "since start (" + duration(knownMs) + ")");
   const samples = svc.samples;
   const key = samples.length ? samples.length + ":" + samples[samples.length - 1].at + ":" + samples[0].at + ":" + samples[samples.length - 1].status : "0";
   const spark = $(card, "[data-role=spark]");
@@ -247,9 +260,16 @@ function renderConnection(now, lastPollAt) {
   const banner = document.getElementById("banner");
   banner.hidden = kind !== "polling";
   if (kind === "polling") {
-    const retry = store.reconnectAt ? " Reconnecting in " + Math.max(0, Math.ceil((store.reconnectAt - now) / 1000)) + " s." : "";
-    setText($(banner, ".banner-title"), "Live updates unavailable: " + store.connectionWhy + ".");
-    setText($(banner, ".banner-text"), "This page is checking each service directly, every second." + retry);
+    // What happened, then what the page does about it, in plain words.
+    const off = store.channels;
+    let why = store.connectionWhy || "the server cannot be reached";
+    // With a channel open the monitor is what is silent, and the client says so.
+    if (!store.channel && off.ws === false && off.sse === false) {
+      why = "the server switched its live channels off (WebSocket and Server-Sent Events)";
+    }
+    const retry = store.reconnectAt ? " It tries the live channel again in " + Math.max(0, Math.ceil((store.reconnectAt - now) / 1000)) + " s." : "";
+    setText($(banner, ".banner-title"), why.charAt(0).toUpperCase() + why.slice(1) + ".");
+    setText($(banner, ".banner-text"), "This page is checking the services itself every second." + retry);
   }
 }
 
@@ -271,6 +291,10 @@ export function renderOrder() {
 
 export function renderCards(now, lastPollAt) {
   store.order.forEach((name) => renderCard(store.services[name], now));
+  // Projector mode: the grid's columns, so every card fits one screen.
+  const cols = String(Math.max(1, Math.ceil(Math.sqrt(store.order.length))));
+  const grid = document.getElementById("services");
+  if (grid.style.getPropertyValue("--cols") !== cols) grid.style.setProperty("--cols", cols);
   renderSummary();
   renderConnection(now, lastPollAt);
   renderOrder();

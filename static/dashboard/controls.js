@@ -5,7 +5,7 @@
 import { clock } from "./format.js";
 import { syncControlRow, renderOrder } from "./cards.js";
 import { takeUptime } from "./history.js";
-import { changed, noteSince, store } from "./store.js";
+import { changed, noteSince, seedLog, store } from "./store.js";
 
 const COMPONENTS = [["monitor", "Monitor"], ["ws", "WebSocket channel"], ["sse", "Server-Sent Events channel"]];
 let hm = null;
@@ -26,6 +26,7 @@ export function applyMeta(doc) {
     if (s.history) takeUptime(svc, s.history, Date.now(), store.boardSince);
   });
   if ("config_error" in doc) store.configError = doc.config_error || null;
+  seedLog(doc.log); // changes the server saw while this page was not listening
   applyControls(doc);
   changed();
 }
@@ -38,6 +39,11 @@ export function applyControls(doc) {
     const select = document.querySelector('[data-control="mock:' + CSS.escape(s.name) + '"]');
     if (select && s.mode && document.activeElement !== select && !select.hasAttribute("data-busy")) select.value = s.mode;
   });
+  // Whether the server says it switched its push channels off (the banner says so).
+  store.channels = {
+    ws: doc.ws && typeof doc.ws.running === "boolean" ? doc.ws.running : null,
+    sse: doc.sse && typeof doc.sse.running === "boolean" ? doc.sse.running : null,
+  };
   COMPONENTS.forEach(([key]) => {
     const box = document.querySelector('[data-control="' + key + '"]');
     if (!box) return;

@@ -1,5 +1,8 @@
 // Each service's data dialog and its query form: the page's only requests to
-// the services' data endpoints.
+// the services' data endpoints. The dialog is not modal (show()): a teacher
+// switches the service in the Control panel while its dialog stays open, and
+// watches the dialog say so. Escape closes it; focus goes back to the button
+// that opened it, or to the card's heading when that button is disabled.
 
 import { $, cardOf, clock, modalOf } from "./format.js";
 import { setPill, gateAllows } from "./cards.js";
@@ -48,9 +51,9 @@ export function renderModals() {
     if (svc.stale) {
       // A role=alert: no ticking count here, the card has it.
       text = "◷ No fresh check of " + name + "; last known: " + svc.status +
-        (svc.reason ? " (" + svc.reason + ")" : "") + ". What is shown may be out of date.";
+        (svc.reason ? ", " + svc.reason : "") + ". What is shown may be out of date.";
     } else if (svc.status === "down") {
-      text = "✕ " + name + " is down" + (svc.reason ? " (" + svc.reason + ")" : "") +
+      text = "✕ " + name + " is down" + (svc.reason ? ": " + svc.reason : "") +
         ". What is shown below may be out of date; fetching again will fail until it is back.";
     } else if (svc.status === "degraded") {
       text = "▲ " + name + " is degraded; answers may be slow or partial.";
@@ -137,9 +140,15 @@ function loadModal(name) {
 function openModal(name, opener) {
   const dialog = modalOf(name);
   if (!dialog || dialog.open) return;
+  // One data dialog at a time: they sit in the same place.
+  document.querySelectorAll("dialog[data-modal][open]").forEach((other) => {
+    const otherName = other.getAttribute("data-modal");
+    openers[otherName] = null;
+    other.close();
+  });
   openers[name] = opener;
   renderModals();
-  dialog.showModal();
+  dialog.show();
   $(dialog, "[data-action=close]").focus();
   loadModal(name);
 }
@@ -182,23 +191,20 @@ export function wireService(name) {
   if (!dialog) return;
   $(dialog, "[data-action=refresh]").addEventListener("click", () => loadModal(name));
   $(dialog, "[data-action=close]").addEventListener("click", () => dialog.close());
-  // A click on the backdrop (outside the box) closes, like Escape.
-  dialog.addEventListener("click", (event) => {
-    if (event.target !== dialog) return;
-    const r = dialog.getBoundingClientRect();
-    const inside = event.clientX >= r.left && event.clientX <= r.right && event.clientY >= r.top && event.clientY <= r.bottom;
-    if (!inside) dialog.close();
-  });
   dialog.addEventListener("close", () => {
     modalRequests[name] = (modalRequests[name] || 0) + 1;
     const opener = openers[name];
     openers[name] = null;
-    if (!opener || !document.contains(opener)) return;
+    // Focus moves only if it was in the dialog (or nowhere): a teacher who
+    // was using the Control panel keeps their place there.
+    const active = document.activeElement;
+    const lost = !active || active === document.body || dialog.contains(active);
+    if (!lost || !opener || !document.contains(opener)) return;
     if (opener.matches(":disabled")) {
-      // The button was disabled while the dialog was open: keep focus in the card.
-      const c = cardOf(name);
-      c.setAttribute("tabindex", "-1");
-      c.focus();
+      // The button was disabled while the dialog was open: the card's heading.
+      const heading = $(cardOf(name), ".card-name");
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
     } else {
       opener.focus();
     }
@@ -209,3 +215,13 @@ export function wireService(name) {
 export function forgetService(name) {
   openers[name] = null;
 }
+
+// Escape closes the open data dialog (a non-modal dialog gets no close
+// request of its own), wherever focus is, unless something else used the key.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || event.defaultPrevented) return;
+  const open = document.querySelector("dialog[data-modal][open]");
+  if (!open) return;
+  event.preventDefault();
+  open.close();
+});

@@ -46,3 +46,17 @@ export function announce(text) {
     pending = [];
   }, 250);
 }
+
+// Reasons that mean the service gave no answer at all (the server's and this
+// page's own wording): there is no latency worth showing for those.
+const NO_ANSWER = /^(no answer|connection refused|cannot connect|network error|connection closed before answering)/i;
+
+/** Whether a down service's reason says it did not answer. */
+export function noAnswer(status, reason) {
+  return status === "down" && typeof reason === "string" && NO_ANSWER.test(reason);
+}
+
+/** "45 s", "12 min", "1 h 5 min": a duration in words. */
+export function duration(ms) {
+  return ago(0, Math.max(0, ms));
+}

@@ -24,6 +24,14 @@ export function addChange(svc, ts, status) {
 // before this page's own changes start: its figure (upFrac) over the span
 // it covered (knownMs), sliding out of the window as time passes.
 export function uptimeOf(svc, now) {
+  return uptimeFigures(svc, now).percent;
+}
+
+/**
+ * {percent, knownMs}: the uptime and the span it really covers (at most the
+ * hour), so the card can say "since start (12 min)" until a full hour is known.
+ */
+export function uptimeFigures(svc, now) {
   const start = now - UPTIME_WINDOW_MS;
   const list = svc.changes;
   while (list.length > 1 && list[1][0] <= start) list.shift();
@@ -35,7 +43,7 @@ export function uptimeOf(svc, now) {
     knownMs += kept;
     upMs += kept * base.upFrac;
   }
-  if (!list.length && !base) return null;
+  if (!list.length && !base) return { percent: null, knownMs: 0 };
   for (let i = 0; i < list.length; i++) {
     const begin = Math.max(list[i][0], start);
     const end = i + 1 < list.length ? list[i + 1][0] : now;
@@ -43,11 +51,12 @@ export function uptimeOf(svc, now) {
     knownMs += span;
     if (list[i][1]) upMs += span;
   }
+  knownMs = Math.min(knownMs, UPTIME_WINDOW_MS);
   if (knownMs === 0) {
-    if (list.length) return list[list.length - 1][1] ? 100 : 0;
-    return Math.round(base.upFrac * 10000) / 100;
+    if (list.length) return { percent: list[list.length - 1][1] ? 100 : 0, knownMs };
+    return { percent: Math.round(base.upFrac * 10000) / 100, knownMs };
   }
-  return Math.round(10000 * upMs / knownMs) / 100;
+  return { percent: Math.round(10000 * upMs / knownMs) / 100, knownMs };
 }
 
 // The server's history: uptime over the hour and up to 60 latency samples,

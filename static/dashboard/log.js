@@ -44,10 +44,16 @@ function logItem(e) {
 export function renderLog() {
   const list = document.getElementById("event-log");
   document.getElementById("log-empty").hidden = store.log.length > 0;
-  // Entries never change, so only the new ones are added.
-  const top = list.firstElementChild ? Number(list.firstElementChild.getAttribute("data-seq")) : 0;
-  for (let i = store.log.length - 1; i >= 0; i--) {
-    if (store.log[i].seq > top) list.insertBefore(logItem(store.log[i]), list.firstChild);
+  const want = store.log.map((e) => String(e.seq));
+  const have = Array.from(list.children, (li) => li.getAttribute("data-seq"));
+  if (want.join(",") === have.join(",")) return;
+  // Usually only new entries on top: add those. Otherwise (entries the
+  // server sent that belong further down) draw the list again.
+  const fresh = want.length - have.length;
+  if (fresh > 0 && want.slice(fresh).join(",") === have.join(",")) {
+    for (let i = fresh - 1; i >= 0; i--) list.insertBefore(logItem(store.log[i]), list.firstChild);
+  } else {
+    list.replaceChildren(...store.log.map(logItem));
   }
   while (list.children.length > LOG_CAP) list.removeChild(list.lastChild);
 }

@@ -7,9 +7,9 @@
 // No framework, no build step.
 
 import { createClient } from "../client.js";
-import { WORDS, announce } from "./format.js";
+import { WORDS, announce, noAnswer } from "./format.js";
 import { addChange, addSample, takeHistory } from "./history.js";
-import { addLog, addService, changed, noteSince, store, subscribe, sync } from "./store.js";
+import { addLog, addService, changed, noteSince, seedLog, store, subscribe, sync } from "./store.js";
 import { gateCard, mountService, renderCards, unmountService } from "./cards.js";
 import { renderLog } from "./log.js";
 import { forgetService, renderModals, wireService } from "./dialogs.js";
@@ -25,6 +25,7 @@ const hm = createClient(location.origin, {
 });
 store.configError = boot.config_error || null;
 noteSince(bootServices);
+seedLog(boot.log); // the server's latest changes: the same log on every screen, after a reload too
 
 let started = false;
 const wired = new Set();
@@ -73,7 +74,9 @@ hm.on("change", ({ name, previous, current }) => {
     addChange(svc, current.since || Date.now(), current.status);
     // First knowledge (unknown → x) is not a change worth a log line.
     if (previous.status !== "unknown") {
-      addLog(name, previous.status, current.status, current.source, current.reason);
+      // A pushed change carries the server's time of it (as its log does).
+      const ts = current.source === "polling" ? Date.now() : current.since || Date.now();
+      addLog(name, previous.status, current.status, current.source, current.reason, ts);
       announce(name + " is " + WORDS[current.status].toLowerCase() + (current.reason ? ": " + current.reason : ""));
     }
   }
@@ -97,6 +100,7 @@ hm.on("message", ({ message: msg, at }) => {
       }
     }
     if ("config_error" in msg) setConfigError(msg.config_error);
+    seedLog(msg.log);
     monitorAlive = hm.monitor().alive;
     refreshControls(); // a snapshot does not say which services are mocks, nor their modes
   } else if (msg.type === "statusUpdate" && msg.data && store.services[msg.data.service]) {
@@ -114,6 +118,7 @@ hm.on("message", ({ message: msg, at }) => {
         const svc = store.services[name];
         sync(svc, hm.service(name));
         if (svc.stale) addSample(svc, null, "stale", at);
+        else if (noAnswer(svc.status, svc.reason)) addSample(svc, null, svc.status, at); // no answer, no latency
         else addSample(svc, msg.latency[name], svc.status, at);
       });
     }
@@ -129,6 +134,7 @@ hm.on("connection", (c) => {
   const transportBefore = store.transport;
   store.connection = kind;
   store.transport = c.transport;
+  store.channel = c.channel;
   store.connectionWhy = c.reason;
   store.reconnectAt = c.retryAt;
   if (before !== kind) {
@@ -162,9 +168,35 @@ window.setInterval(() => {
   changed();
 }, 1000);
 
+// ---- projector mode ----------------------------------------------------------------
+
+// ?projector in the URL (theme.js reads it before the first paint); the
+// button toggles it and keeps the URL in step, so a reload keeps the mode.
+function setupProjector() {
+  const button = document.getElementById("projector-toggle");
+  const controls = document.getElementById("controls");
+  const show = () => {
+    const on = document.documentElement.classList.contains("projector");
+    button.setAttribute("aria-pressed", String(on));
+    if (on) controls.open = true; // the Control panel is always there on a projector
+  };
+  button.addEventListener("click", () => {
+    const on = !document.documentElement.classList.contains("projector");
+    document.documentElement.classList.toggle("projector", on);
+    const url = new URL(location.href);
+    if (on) url.searchParams.set("projector", "");
+    else url.searchParams.delete("projector");
+    history.replaceState(history.state, "", url.pathname + url.search.replace("projector=", "projector") + url.hash);
+    show();
+    changed();
+  });
+  show();
+}
+
 // ---- start ---------------------------------------------------------------------
 
 setupControls(hm, boot);
+setupProjector();
 hm.start();
 const loadedAt = Date.now();
 bootServices.forEach((s) => {

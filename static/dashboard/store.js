@@ -13,8 +13,10 @@ export const store = {
   connection: "connecting", // live | polling | connecting
   transport: "connecting", // websocket | sse | polling | connecting
   connectionWhy: "",
+  channel: null, // the open push channel (websocket | sse), even while polling
   reconnectAt: null,
   configError: null,
+  channels: { ws: null, sse: null }, // running, as GET /api/services last said
   // The oldest "since" the server has sent: about when its board first saw
   // its services, so how far back its uptime figures reach.
   boardSince: null,
@@ -106,9 +108,46 @@ export function noteSince(list) {
   });
 }
 
+// The event log. The server keeps the latest status changes and sends them
+// with every snapshot and GET /api/services, so a reload or a second screen
+// starts with the same log; this page adds the changes it sees live (with the
+// server's own time, so the same change is one entry) and those it found by
+// polling, which the server may never have seen.
 let logSeq = 0;
-export function addLog(name, from, to, source, reason) {
+const logKeys = new Set();
+const POLL_MATCH_MS = 15000; // a server entry this close to one found by polling is that one
+
+function logKey(service, from, to, ts) { return service + "|" + from + "|" + to + "|" + ts; }
+
+function insertLog(entry) {
+  const key = logKey(entry.service, entry.from, entry.to, entry.ts);
+  if (logKeys.has(key)) return false;
+  logKeys.add(key);
   logSeq += 1;
-  store.log.unshift({ seq: logSeq, ts: Date.now(), service: name, from, to, source: sourceOf(source), reason });
+  entry.seq = logSeq;
+  // Newest first, by time; a late arrival slots into place.
+  let i = 0;
+  while (i < store.log.length && store.log[i].ts > entry.ts) i++;
+  store.log.splice(i, 0, entry);
   if (store.log.length > LOG_CAP) store.log.length = LOG_CAP;
+  return true;
+}
+
+export function addLog(name, from, to, source, reason, ts) {
+  return insertLog({ ts: typeof ts === "number" ? ts : Date.now(), service: name, from, to, source: sourceOf(source), reason });
+}
+
+/** Merge the server's latest changes ([{ts, service, from, to, reason}], oldest first). */
+export function seedLog(list) {
+  if (!Array.isArray(list)) return false;
+  let added = false;
+  list.forEach((c) => {
+    if (!c || typeof c.service !== "string" || typeof c.ts !== "number" || typeof c.to !== "string") return;
+    const from = typeof c.from === "string" ? c.from : "unknown";
+    // The same change this page already logged from its own polling.
+    const polled = store.log.some((e) => e.source === "poll" && e.service === c.service && e.to === c.to && Math.abs(e.ts - c.ts) <= POLL_MATCH_MS);
+    if (polled) return;
+    if (insertLog({ ts: c.ts, service: c.service, from, to: c.to, source: "push", reason: c.reason || null })) added = true;
+  });
+  return added;
 }
