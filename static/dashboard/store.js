@@ -115,7 +115,10 @@ export function noteSince(list) {
 // polling, which the server may never have seen.
 let logSeq = 0;
 const logKeys = new Set();
-const POLL_MATCH_MS = 15000; // a server entry this close to one found by polling is that one
+// A server entry for the same service and change as one this page found by
+// polling, this close in time, is that change (the server's monitor may have
+// seen it later, e.g. when it restarted): one line per change.
+const POLL_MATCH_MS = 60000;
 
 function logKey(service, from, to, ts) { return service + "|" + from + "|" + to + "|" + ts; }
 
@@ -145,7 +148,7 @@ export function seedLog(list) {
     if (!c || typeof c.service !== "string" || typeof c.ts !== "number" || typeof c.to !== "string") return;
     const from = typeof c.from === "string" ? c.from : "unknown";
     // The same change this page already logged from its own polling.
-    const polled = store.log.some((e) => e.source === "poll" && e.service === c.service && e.to === c.to && Math.abs(e.ts - c.ts) <= POLL_MATCH_MS);
+    const polled = store.log.some((e) => e.source === "poll" && e.service === c.service && e.from === from && e.to === c.to && Math.abs(e.ts - c.ts) <= POLL_MATCH_MS);
     if (polled) return;
     if (insertLog({ ts: c.ts, service: c.service, from, to: c.to, source: "push", reason: c.reason || null })) added = true;
   });
