@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -152,3 +155,38 @@ def run_healthmon(*args: str, code: str | None = None) -> subprocess.CompletedPr
         timeout=60,
         check=False,
     )
+
+
+@contextlib.asynccontextmanager
+async def run_in_folder(
+    folder: Path, *args: str, services: list[dict[str, Any]]
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, asyncio.StreamReader, int]]:
+    """``healthmon run ARGS`` in ``folder`` (no config.toml there), services from the environment.
+
+    Yields the process, its stderr (the log) and its web port; terminates it after.
+    """
+    port = unused_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHMON_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "healthmon",
+        "run",
+        *args,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        cwd=folder,
+        # The demo's own ports may be busy here: the environment moves them.
+        env={
+            **env,
+            "PYTHONUNBUFFERED": "1",
+            "HEALTHMON_WEB__PORT": str(port),
+            "HEALTHMON_SERVICES": json.dumps(services),
+        },
+    )
+    assert process.stderr is not None
+    try:
+        yield process, process.stderr, port
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from aiohttp.test_utils import unused_port
 
 from healthmon.cli import NO_CONFIG
 from healthmon.config import demo_settings, load_settings
-from tests.support import System, run_healthmon
+from tests.support import System, run_healthmon, run_in_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,34 +135,14 @@ def test_check_config_without_a_file_says_so(tmp_path: Path) -> None:
 
 async def test_run_without_a_config_runs_the_demo(tmp_path: Path) -> None:
     """run with no config.toml says so in one line and serves the built-in demo."""
-    port = unused_port()
     services = [
         {"name": name, "url": f"http://127.0.0.1:{unused_port()}", "mock": True}
         for name in ("auth", "billing")
     ]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "healthmon",
-        "run",
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        cwd=tmp_path,
-        # The demo's own ports may be busy here: the environment moves them.
-        env={
-            **_clean_env(),
-            "PYTHONUNBUFFERED": "1",
-            "HEALTHMON_WEB__PORT": str(port),
-            "HEALTHMON_SERVICES": json.dumps(services),
-        },
-    )
-    assert process.stderr is not None
-    try:
-        first = await asyncio.wait_for(process.stderr.readline(), 30)
+    async with run_in_folder(tmp_path, services=services) as (_, log, port):
+        first = await asyncio.wait_for(log.readline(), 30)
         assert first.decode().strip() == f"healthmon: {NO_CONFIG}"
-        while b"healthmon.started" not in (
-            line := await asyncio.wait_for(process.stderr.readline(), 30)
-        ):
+        while b"healthmon.started" not in (line := await asyncio.wait_for(log.readline(), 30)):
             assert line, "healthmon exited before it started"
         async with (
             aiohttp.ClientSession() as session,
@@ -171,6 +150,3 @@ async def test_run_without_a_config_runs_the_demo(tmp_path: Path) -> None:
         ):
             document = await response.json()
         assert [s["name"] for s in document["services"]] == ["auth", "billing"]
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from aiohttp.test_utils import unused_port
 
 from healthmon.cli import build_parser
 from healthmon.logs import ClassroomRenderer, LogFormat, configure_logging
+from tests.support import run_in_folder
 
 ESC = "\x1b"
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
@@ -282,35 +282,16 @@ def test_the_run_command_takes_a_log_format() -> None:
 
 async def test_a_piped_run_can_still_ask_for_classroom_lines(tmp_path: Path) -> None:
     """healthmon run --log-format classroom writes classroom lines even into a pipe."""
-    port = unused_port()
     services = [{"name": "auth", "url": f"http://127.0.0.1:{unused_port()}", "mock": True}]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHMON_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "healthmon",
-        "run",
-        "--log-format",
-        "classroom",
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        cwd=tmp_path,
-        env={
-            **env,
-            "PYTHONUNBUFFERED": "1",
-            "HEALTHMON_WEB__PORT": str(port),
-            "HEALTHMON_SERVICES": json.dumps(services),
-        },
-    )
-    assert process.stderr is not None
-    try:
+    async with run_in_folder(tmp_path, "--log-format", "classroom", services=services) as (
+        _,
+        log,
+        _port,
+    ):
         while True:
-            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+            line = (await asyncio.wait_for(log.readline(), 30)).decode()
             assert line, "healthmon exited before the service's first check"
             if " auth " in line:
                 break
         assert TIME.match(line), line
         assert line[10:].startswith("auth           ✓ up        first check  ")
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)
