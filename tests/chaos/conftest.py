@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.rabbitmq.server import RabbitMQServer, RabbitMQServerError
+from tests.rabbitmq.server import RabbitMQServer, running_node
 
 
 class ChaosRabbitMQ(RabbitMQServer):
@@ -19,12 +19,5 @@ class ChaosRabbitMQ(RabbitMQServer):
 
 @pytest.fixture(scope="module")
 def chaos_rabbitmq() -> Iterator[ChaosRabbitMQ]:
-    try:
-        server = ChaosRabbitMQ()
-        server.start()
-    except RabbitMQServerError as exc:
-        pytest.fail(f"cannot start a RabbitMQ node for the tests: {exc}", pytrace=False)
-    try:
+    with running_node(ChaosRabbitMQ) as server:
         yield server
-    finally:
-        server.stop()

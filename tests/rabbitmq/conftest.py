@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from healthmon.broker.rabbitmq import RabbitMQBroker
-from tests.rabbitmq.server import RabbitMQServer, RabbitMQServerError
+from tests.rabbitmq.server import RabbitMQServer, running_node
 
 HERE = Path(__file__).parent
 
@@ -25,15 +25,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def rabbitmq() -> Iterator[RabbitMQServer]:
-    try:
-        server = RabbitMQServer()
-        server.start()
-    except RabbitMQServerError as exc:
-        pytest.fail(f"cannot start a RabbitMQ node for the tests: {exc}", pytrace=False)
-    try:
+    with running_node(RabbitMQServer) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -18,8 +18,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
+
+import pytest
 
 DEBIAN_BIN = Path("/usr/lib/rabbitmq/bin")
 STARTUP_TIMEOUT_S = 60.0
@@ -251,3 +254,20 @@ def _pids_of(name: str) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+_Node = TypeVar("_Node", bound=RabbitMQServer)
+
+
+@contextlib.contextmanager
+def running_node(kind: type[_Node]) -> Iterator[_Node]:
+    """A started node of ``kind`` for a fixture, stopped after; no node fails the test."""
+    try:
+        server = kind()
+        server.start()
+    except RabbitMQServerError as exc:
+        pytest.fail(f"cannot start a RabbitMQ node for the tests: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
