@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.figures import Figure
-from bench.latency import ROUND_TIMEOUT_S, Rounds, switch_and_time
+from bench.latency import Rounds, switch_and_time, told
 from bench.server import (
     REPO,
     UP,
@@ -167,14 +167,6 @@ async def _random_phase(spec: ServerSpec, rng: random.Random) -> None:
     await asyncio.sleep(rng.uniform(0, spec.interval_ms / 1000))
 
 
-async def _told(watcher: Watcher, service: str, up: bool, cursor: int, t0: float) -> float | None:
-    try:
-        update = await watcher.wait(service, up=up, since=cursor, timeout_s=ROUND_TIMEOUT_S)
-    except TimeoutError:
-        return None
-    return (update.received - t0) * 1000
-
-
 async def kill_rounds(
     spec: ServerSpec, watcher: Watcher, victim: Child, rounds: int, rng: random.Random
 ) -> Rounds:
@@ -184,12 +176,12 @@ async def kill_rounds(
         cursor = watcher.mark()
         t0 = time.perf_counter()
         victim.kill()
-        elapsed = await _told(watcher, VICTIM, False, cursor, t0)
+        elapsed = await told(watcher, VICTIM, False, cursor, t0)
         _note(result, elapsed)
         await victim.stop()
         cursor = watcher.mark()
         await victim.start()
-        if await _told(watcher, VICTIM, True, cursor, time.perf_counter()) is None:
+        if await told(watcher, VICTIM, True, cursor, time.perf_counter()) is None:
             raise BenchError("the restarted victim was never reported up")
     return result
 
@@ -205,7 +197,7 @@ async def grpc_rounds(
             cursor = watcher.mark()
             t0 = time.perf_counter()
             await grpc.say(line)
-            _note(result, await _told(watcher, GRPC, up, cursor, t0))
+            _note(result, await told(watcher, GRPC, up, cursor, t0))
     return result
 
 

@@ -46,6 +46,11 @@ async def switch_and_time(
     cursor = watcher.mark()
     t0 = time.perf_counter()
     await set_mode(session, spec, service, mode)
+    return await told(watcher, service, up, cursor, t0)
+
+
+async def told(watcher: Watcher, service: str, up: bool, cursor: int, t0: float) -> float | None:
+    """Ms from ``t0`` until the watcher hears ``service`` is (not) up; None past the timeout."""
     try:
         update = await watcher.wait(service, up=up, since=cursor, timeout_s=ROUND_TIMEOUT_S)
     except TimeoutError:
