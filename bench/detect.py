@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.figures import Figure
-from bench.latency import Rounds, switch_and_time, told
+from bench.latency import ROUND_TIMEOUT_S, Rounds, switch_and_time, told
 from bench.server import (
     REPO,
     UP,
