@@ -16,6 +16,7 @@ function logItem(e) {
   const li = document.createElement("li");
   li.className = "event";
   li.setAttribute("data-seq", String(e.seq));
+  li.setAttribute("data-key", e.seq + ":" + e.rev);
   li.setAttribute("data-service", e.service);
   li.setAttribute("data-from", e.from);
   li.setAttribute("data-to", e.to);
@@ -44,8 +45,8 @@ function logItem(e) {
 export function renderLog() {
   const list = document.getElementById("event-log");
   document.getElementById("log-empty").hidden = store.log.length > 0;
-  const want = store.log.map((e) => String(e.seq));
-  const have = Array.from(list.children, (li) => li.getAttribute("data-seq"));
+  const want = store.log.map((e) => e.seq + ":" + e.rev);
+  const have = Array.from(list.children, (li) => li.getAttribute("data-key"));
   if (want.join(",") === have.join(",")) return;
   // Usually only new entries on top: add those. Otherwise (entries the
   // server sent that belong further down) draw the list again.

@@ -112,22 +112,47 @@ export function noteSince(list) {
 // with every snapshot and GET /api/services, so a reload or a second screen
 // starts with the same log; this page adds the changes it sees live (with the
 // server's own time, so the same change is one entry) and those it found by
-// polling, which the server may never have seen.
+// polling, which the server may not have seen.
 let logSeq = 0;
 const logKeys = new Set();
-// A server entry for the same service and change as one this page found by
-// polling, this close in time, is that change (the server's monitor may have
-// seen it later, e.g. when it restarted): one line per change.
-const POLL_MATCH_MS = 60000;
+// Two entries of a service with the same from → to next to each other are one
+// change seen twice (a service cannot go up → down twice in a row): by this
+// page's polling and by the server, up to this far apart (the server's
+// monitor may see it later, when it restarts).
+const SAME_CHANGE_MS = 60000;
 
-function logKey(service, from, to, ts) { return service + "|" + from + "|" + to + "|" + ts; }
+function logKey(e) { return e.service + "|" + e.from + "|" + e.to + "|" + e.ts; }
+
+// The entry of the same service just before or just after `entry` in time,
+// if it records the same change.
+function twinOf(entry) {
+  let before = null;
+  let after = null;
+  store.log.forEach((e) => {
+    if (e.service !== entry.service) return;
+    if (e.ts <= entry.ts) { if (!before || e.ts > before.ts) before = e; }
+    else if (!after || e.ts < after.ts) after = e;
+  });
+  return [before, after].find((e) => e && e.from === entry.from && e.to === entry.to &&
+    Math.abs(e.ts - entry.ts) <= SAME_CHANGE_MS) || null;
+}
 
 function insertLog(entry) {
-  const key = logKey(entry.service, entry.from, entry.to, entry.ts);
-  if (logKeys.has(key)) return false;
-  logKeys.add(key);
+  if (logKeys.has(logKey(entry))) return false;
+  const twin = twinOf(entry);
+  if (twin) {
+    // One line: "poll" if this page found it itself, the server's time if known.
+    if (entry.source === "poll") twin.source = "poll";
+    if (entry.server && !twin.server) { twin.ts = entry.ts; twin.server = true; }
+    twin.rev += 1;
+    logKeys.add(logKey(twin));
+    store.log.sort((a, b) => b.ts - a.ts || b.seq - a.seq);
+    return true;
+  }
+  logKeys.add(logKey(entry));
   logSeq += 1;
   entry.seq = logSeq;
+  entry.rev = 0;
   // Newest first, by time; a late arrival slots into place.
   let i = 0;
   while (i < store.log.length && store.log[i].ts > entry.ts) i++;
@@ -137,7 +162,8 @@ function insertLog(entry) {
 }
 
 export function addLog(name, from, to, source, reason, ts) {
-  return insertLog({ ts: typeof ts === "number" ? ts : Date.now(), service: name, from, to, source: sourceOf(source), reason });
+  const src = sourceOf(source);
+  return insertLog({ ts: typeof ts === "number" ? ts : Date.now(), service: name, from, to, source: src, reason, server: src === "push" });
 }
 
 /** Merge the server's latest changes ([{ts, service, from, to, reason}], oldest first). */
@@ -147,10 +173,7 @@ export function seedLog(list) {
   list.forEach((c) => {
     if (!c || typeof c.service !== "string" || typeof c.ts !== "number" || typeof c.to !== "string") return;
     const from = typeof c.from === "string" ? c.from : "unknown";
-    // The same change this page already logged from its own polling.
-    const polled = store.log.some((e) => e.source === "poll" && e.service === c.service && e.from === from && e.to === c.to && Math.abs(e.ts - c.ts) <= POLL_MATCH_MS);
-    if (polled) return;
-    if (insertLog({ ts: c.ts, service: c.service, from, to: c.to, source: "push", reason: c.reason || null })) added = true;
+    if (insertLog({ ts: c.ts, service: c.service, from, to: c.to, source: "push", reason: c.reason || null, server: true })) added = true;
   });
   return added;
 }
