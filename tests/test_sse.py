@@ -180,6 +180,23 @@ async def test_last_event_id_resumes_with_exactly_the_missed_events(
     assert not any(e.event == "initialSnapshot" for e in back.seen)
 
 
+async def test_resuming_with_nothing_missed_keeps_the_stream_open(
+    system: System, streams: Callable[..., Any]
+) -> None:
+    """A stream that resumes at the latest id gets welcome, then heartbeats: it stays open."""
+    first: Events = await streams()
+    last_id = (await started(first)).id
+    assert last_id is not None
+    first.response.close()
+    back: Events = await streams({"Last-Event-ID": last_id})
+    assert (await back.next()).event == "welcome"
+    beat = await back.next()
+    assert beat.event == "heartbeat"
+    await system.set_mode("billing", "down")
+    live = await back.until(lambda e: e.event == "statusUpdate")
+    assert live.data["data"]["service"] == "billing"
+
+
 async def test_an_id_too_old_or_foreign_gets_a_snapshot(
     system: System, streams: Callable[..., Any]
 ) -> None:

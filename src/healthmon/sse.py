@@ -121,7 +121,10 @@ class EventStreams:
         """
         stream = self.hub.stream
         body = self.hub.opening(since, lambda message: event(message, stream))
-        if transport.is_closing() or not send(transport, chunk(body) if chunked else body):
+        if transport.is_closing():
+            return False
+        # Nothing missed, nothing to write: an empty chunk would end the response.
+        if body and not send(transport, chunk(body) if chunked else body):
             return False
         self.streams[transport] = asyncio.get_running_loop().create_future()
         if not chunked:
