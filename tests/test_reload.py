@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp.test_utils import TestServer, unused_port
 from structlog.testing import capture_logs
 
@@ -146,10 +147,13 @@ async def test_invalid_edit_keeps_running_and_is_shown_until_fixed(live: Reloada
     assert "services[0].interval_ms: Input should be greater than 0" in named["error"]
     await live.set_mode("billing", "down")
     assert (await messages.update_for("billing"))["up"] is False
-    live.write(live.ports)
-    cleared = await messages.until(lambda m: m["type"] == "configError")
+    with structlog.testing.capture_logs() as logs:
+        live.write(live.ports)
+        cleared = await messages.until(lambda m: m["type"] == "configError")
     assert cleared["error"] is None
     assert (await live.get("/api/services"))["config_error"] is None
+    # The fixed file is the running config again: one line says it is in force.
+    assert [e["event"] for e in logs if e["event"].startswith("config.")] == ["config.applied"]
 
 
 def consistent(live: Reloadable) -> list[str]:

@@ -223,7 +223,11 @@ class Reloader:
             # Out of the way now that nothing uses them.
             await asyncio.gather(*(mock.stop() for mock in swap.leaving))
         else:
+            fixed = live.error is not None
             self._set_error(None)
+            if fixed:
+                # Back to the running config after a mistake: say it is in force.
+                log.info("config.applied", added=[], removed=[], changed=[], keys=[])
         if restart:
             log.warning(
                 "config.restart_needed", keys=restart, kept="the running values until a restart"
