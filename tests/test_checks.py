@@ -482,3 +482,13 @@ def test_service_knobs_override_monitor_defaults() -> None:
     assert (spec.failure_threshold, spec.success_threshold) == (2, 3)
     assert spec.expected_status == ((200, 299),)
     assert json.loads(service.model_dump_json())["interval_ms"] == 250
+
+
+async def test_a_refused_check_has_no_latency() -> None:
+    """Nothing answered: the result carries no latency, so no card shows one."""
+    service = ServiceSettings(name="gone", url=f"http://127.0.0.1:{unused_port()}")
+    async with aiohttp.ClientSession() as session:
+        result = await check_once(session, CheckSpec.resolve(service, MonitorSettings()))
+    assert result.status is Status.DOWN
+    assert result.reason == "connection refused"
+    assert result.latency_ms is None

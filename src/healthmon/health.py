@@ -76,6 +76,13 @@ class Verdict:
     status: Status
     reason: str | None
     checks: tuple[FailingCheck, ...] = ()
+    # False when nothing answered (refused, timed out): no latency to show.
+    answered: bool = True
+
+
+def no_answer(reason: str) -> Verdict:
+    """Down because nothing answered: the time it took says nothing about the service."""
+    return Verdict(Status.DOWN, reason, answered=False)
 
 
 class _Unreadable(Exception):

@@ -174,7 +174,7 @@ def result_of(spec: CheckSpec, verdict: Verdict, latency_ms: float | None) -> Ch
     return CheckResult(
         service=spec.name,
         status=verdict.status,
-        latency_ms=latency_ms,
+        latency_ms=latency_ms if verdict.answered else None,
         reason=verdict.reason,
         checked_at=now_ms(),
         checks=verdict.checks,

@@ -24,6 +24,7 @@ import yarl
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from healthmon.checks.base import CheckResult, CheckSpec, Verdict, Wake, result_of
+from healthmon.health import no_answer
 from healthmon.models import Status
 from healthmon.supervise import supervise
 
@@ -103,7 +104,7 @@ class GrpcCheck:
                     self._request, timeout=timeout, metadata=self._metadata
                 )
         except TimeoutError:
-            return Verdict(Status.DOWN, f"no answer within {self.spec.timeout_ms} ms")
+            return no_answer(f"no answer within {self.spec.timeout_ms} ms")
         except grpc.aio.AioRpcError as exc:
             return self._failed(exc)
         except Exception as exc:  # CancelledError is no Exception: cancelling still cancels
@@ -124,9 +125,9 @@ class GrpcCheck:
     def _failed(self, exc: grpc.aio.AioRpcError) -> Verdict:
         code, details = exc.code(), str(exc.details() or "")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return Verdict(Status.DOWN, f"no answer within {self.spec.timeout_ms} ms")
+            return no_answer(f"no answer within {self.spec.timeout_ms} ms")
         if code == grpc.StatusCode.UNAVAILABLE and "connection refused" in details.lower():
-            return Verdict(Status.DOWN, "connection refused")
+            return no_answer("connection refused")
         if code == grpc.StatusCode.NOT_FOUND:
             return Verdict(Status.DOWN, f"unknown gRPC service {self.spec.grpc_service!r}")
         if code == grpc.StatusCode.UNIMPLEMENTED:

@@ -17,7 +17,7 @@ import yarl
 
 from healthmon.checks.base import CheckResult, CheckSpec, Verdict, Wake, result_of
 from healthmon.health import MAX_BODY as BODY_LIMIT
-from healthmon.health import read_answer
+from healthmon.health import no_answer, read_answer
 from healthmon.models import Status
 from healthmon.probe import MAX_HEAD_BYTES, MAX_HEADERS, Answer, Probe, ProbeError
 
@@ -99,25 +99,23 @@ async def _ask(session: aiohttp.ClientSession, spec: CheckSpec, probe: Probe | N
                     # that says nothing about the service, so ask once more.
                     answer = await _fetch(session, spec)
     except TimeoutError:
-        return Verdict(Status.DOWN, f"no answer within {spec.timeout_ms} ms")
+        return no_answer(f"no answer within {spec.timeout_ms} ms")
     except ProbeError as exc:
-        return Verdict(Status.DOWN, str(exc))
+        return no_answer(str(exc))
     except aiohttp.ClientConnectorCertificateError as exc:
-        return Verdict(Status.DOWN, f"TLS certificate not trusted: {exc.certificate_error}")
+        return no_answer(f"TLS certificate not trusted: {exc.certificate_error}")
     except aiohttp.ClientConnectorError as exc:
         refused = isinstance(exc.os_error, ConnectionRefusedError)
-        return Verdict(
-            Status.DOWN, "connection refused" if refused else f"cannot connect: {exc.os_error}"
-        )
+        return no_answer("connection refused" if refused else f"cannot connect: {exc.os_error}")
     except aiohttp.ClientResponseError as exc:
         if isinstance(exc.__cause__, aiohttp.http_exceptions.HttpProcessingError):
             # aiohttp could not parse the answer (its status 400 is its own, not the service's).
             return Verdict(Status.DOWN, _invalid_http(exc.message))
         return Verdict(Status.DOWN, _describe(exc))
     except aiohttp.ClientError as exc:
-        return Verdict(Status.DOWN, _describe(exc))
+        return no_answer(_describe(exc))
     except OSError as exc:
-        return Verdict(Status.DOWN, f"network error: {exc.strerror or exc}")
+        return no_answer(f"network error: {exc.strerror or exc}")
     except Exception as exc:  # CancelledError is no Exception: cancelling still cancels
         log.error("check.failed", service=spec.name, exc_info=True)
         return Verdict(Status.DOWN, f"check failed: {_describe(exc)}")

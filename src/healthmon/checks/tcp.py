@@ -15,6 +15,7 @@ import structlog
 import yarl
 
 from healthmon.checks.base import CheckResult, CheckSpec, Verdict, Wake, result_of
+from healthmon.health import no_answer
 from healthmon.models import Status
 
 log = structlog.get_logger(__name__)
@@ -44,11 +45,11 @@ class TcpCheck:
                     asyncio.Protocol, self._host, self._port
                 )
         except TimeoutError:
-            return Verdict(Status.DOWN, f"no connection within {self.spec.timeout_ms} ms")
+            return no_answer(f"no connection within {self.spec.timeout_ms} ms")
         except OSError as exc:
             if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
-                return Verdict(Status.DOWN, "connection refused")
-            return Verdict(Status.DOWN, f"cannot connect: {exc.strerror or exc}")
+                return no_answer("connection refused")
+            return no_answer(f"cannot connect: {exc.strerror or exc}")
         except Exception as exc:  # CancelledError is no Exception: cancelling still cancels
             log.error("check.failed", service=self.spec.name, exc_info=True)
             return Verdict(Status.DOWN, f"check failed: {type(exc).__name__}: {exc}"[:200])
