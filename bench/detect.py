@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.figures import Figure
-from bench.latency import ROUND_TIMEOUT_S, Rounds, switch_and_time, told
+from bench.latency import ROUND_TIMEOUT_S, Rounds, down_rounds, random_phase, told
 from bench.server import (
     REPO,
     UP,
@@ -149,7 +149,7 @@ async def detect_figures(
         async with watching(session, spec.ws_url) as watcher:
             killed = await kill_rounds(spec, watcher, victim, rounds, rng)
             watched = await grpc_rounds(spec, watcher, grpc, rounds, rng)
-            errors = await error_rounds(session, spec, watcher, rounds, rng)
+            errors = await down_rounds(session, spec, watcher, SWITCHED, rounds, rng, mode="error")
     return [
         _figure("kill -9 → client told (ms)", loop, killed, f"p95 ≤ {TARGET_MS}"),
         _figure("gRPC Watch change → client told (ms)", loop, watched, f"p95 ≤ {TARGET_MS}"),
@@ -163,21 +163,17 @@ async def detect_figures(
     ]
 
 
-async def _random_phase(spec: ServerSpec, rng: random.Random) -> None:
-    await asyncio.sleep(rng.uniform(0, spec.interval_ms / 1000))
-
-
 async def kill_rounds(
     spec: ServerSpec, watcher: Watcher, victim: Child, rounds: int, rng: random.Random
 ) -> Rounds:
     result = Rounds([])
     for _ in range(rounds):
-        await _random_phase(spec, rng)
+        await random_phase(spec, rng)
         cursor = watcher.mark()
         t0 = time.perf_counter()
         victim.kill()
         elapsed = await told(watcher, VICTIM, False, cursor, t0)
-        _note(result, elapsed)
+        result.note(elapsed)
         await victim.stop()
         cursor = watcher.mark()
         await victim.start()
@@ -193,35 +189,12 @@ async def grpc_rounds(
     result = Rounds([])
     for _ in range(rounds):
         for line, up in (("not_serving", False), ("serving", True)):
-            await _random_phase(spec, rng)
+            await random_phase(spec, rng)
             cursor = watcher.mark()
             t0 = time.perf_counter()
             await grpc.say(line)
-            _note(result, await told(watcher, GRPC, up, cursor, t0))
+            result.note(await told(watcher, GRPC, up, cursor, t0))
     return result
-
-
-async def error_rounds(
-    session: aiohttp.ClientSession,
-    spec: ServerSpec,
-    watcher: Watcher,
-    rounds: int,
-    rng: random.Random,
-) -> Rounds:
-    result = Rounds([])
-    for _ in range(rounds):
-        await _random_phase(spec, rng)
-        elapsed = await switch_and_time(session, spec, watcher, SWITCHED, mode="error", up=False)
-        _note(result, elapsed)
-        await switch_and_time(session, spec, watcher, SWITCHED, mode="up", up=True)
-    return result
-
-
-def _note(rounds: Rounds, elapsed: float | None) -> None:
-    if elapsed is None:
-        rounds.missed += 1
-    else:
-        rounds.samples.append(elapsed)
 
 
 def _figure(

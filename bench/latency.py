@@ -32,6 +32,13 @@ class Rounds:
     samples: list[float]
     missed: int = 0
 
+    def note(self, elapsed: float | None) -> None:
+        """One round's latency, or a miss when nothing was heard in time."""
+        if elapsed is None:
+            self.missed += 1
+        else:
+            self.samples.append(elapsed)
+
 
 async def switch_and_time(
     session: aiohttp.ClientSession,
@@ -65,15 +72,14 @@ async def down_rounds(
     service: str,
     rounds: int,
     rng: random.Random,
+    *,
+    mode: str = "down",
 ) -> Rounds:
+    """``rounds`` times: switch ``service`` to ``mode`` (not up) and back, timing the first."""
     result = Rounds([])
     for _ in range(rounds):
-        await _random_phase(spec, rng)
-        elapsed = await switch_and_time(session, spec, watcher, service, mode="down", up=False)
-        if elapsed is None:
-            result.missed += 1
-        else:
-            result.samples.append(elapsed)
+        await random_phase(spec, rng)
+        result.note(await switch_and_time(session, spec, watcher, service, mode=mode, up=False))
         await switch_and_time(session, spec, watcher, service, mode="up", up=True)
     return result
 
@@ -93,7 +99,7 @@ async def hung_rounds(
     detection = Rounds([])
     while_hung = Rounds([])
     for _ in range(rounds):
-        await _random_phase(spec, rng)
+        await random_phase(spec, rng)
         elapsed = await switch_and_time(session, spec, watcher, hung, mode="slow", up=False)
         if elapsed is None:
             detection.missed += 1
@@ -106,7 +112,7 @@ async def hung_rounds(
     return detection, while_hung
 
 
-async def _random_phase(spec: ServerSpec, rng: random.Random) -> None:
+async def random_phase(spec: ServerSpec, rng: random.Random) -> None:
     await asyncio.sleep(rng.uniform(0, spec.interval_ms / 1000))
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -95,3 +96,12 @@ class HealthmonProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
+
+
+def split_env(broker_url: str, monitor_ports: Sequence[int]) -> dict[str, str]:
+    """The environment of one process of the split topology: RabbitMQ and the monitors' URLs."""
+    return {
+        "HEALTHMON_BROKER__KIND": "rabbitmq",
+        "HEALTHMON_BROKER__URL": broker_url,
+        "HEALTHMON_MONITOR__URLS": json.dumps([f"http://127.0.0.1:{p}" for p in monitor_ports]),
+    }

@@ -14,7 +14,6 @@ and asserts every client's view.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import signal
 from pathlib import Path
@@ -38,7 +37,7 @@ from tests.chaos.harness import (
     wait_or_fail,
     write_config,
 )
-from tests.processes import HealthmonProcess
+from tests.processes import HealthmonProcess, split_env
 from tests.support import NAMES
 
 ROUNDS = 12
@@ -77,14 +76,7 @@ class Split:
             self.config,
             role,
             port,
-            {
-                "HEALTHMON_BROKER__KIND": "rabbitmq",
-                "HEALTHMON_BROKER__URL": self.rabbitmq.url,
-                "HEALTHMON_MONITOR__URLS": json.dumps(
-                    [f"http://127.0.0.1:{p}" for p in self.monitor_ports]
-                ),
-                **env,
-            },
+            {**split_env(self.rabbitmq.url, self.monitor_ports), **env},
             self.tmp / f"{role}-{port}.log",
         )
 

@@ -20,7 +20,7 @@ import pytest
 from aiohttp.test_utils import unused_port
 
 from healthmon.broker import STATUS_TOPIC
-from tests.processes import HealthmonProcess
+from tests.processes import HealthmonProcess, split_env
 from tests.rabbitmq.server import RabbitMQServer
 from tests.support import NAMES, Messages
 
@@ -55,14 +55,7 @@ class Topology:
             self.config,
             role,
             port,
-            {
-                "HEALTHMON_BROKER__KIND": "rabbitmq",
-                "HEALTHMON_BROKER__URL": self.rabbitmq.url,
-                "HEALTHMON_MONITOR__URLS": json.dumps(
-                    [f"http://127.0.0.1:{p}" for p in self.monitor_ports]
-                ),
-                **env,
-            },
+            {**split_env(self.rabbitmq.url, self.monitor_ports), **env},
             self.tmp / f"{name}.log",
         )
         self.processes.append(process)
