@@ -52,7 +52,7 @@ LivenessListener = Callable[[bool], None]
 # A monitor is alive while its last heartbeat is younger than this many periods.
 STALE_AFTER_HEARTBEATS = 3
 # How often staleness and monitor liveness are looked at.
-SWEEP_MS = 100
+SWEEP_MS = 250
 # Status changes kept for pages that open (or reload) later: the event log.
 RECENT_CHANGES = 200
 
