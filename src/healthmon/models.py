@@ -180,9 +180,14 @@ def decode(model: type[_M], body: bytes) -> _M:
         raise MessageError(f"{where}: {first['msg']}") from None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ServiceState:
-    """What the board knows about one service, and where it learnt it."""
+    """What the board knows about one service, and where it learnt it.
+
+    A change of state or details replaces the whole entry; a heartbeat that
+    only confirms it updates its freshness (check time, source, age) in place,
+    which for thousands of services a second costs a fifth of a replacement.
+    """
 
     status: Status = Status.UNKNOWN
     latency_ms: float | None = None

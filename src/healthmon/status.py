@@ -178,20 +178,22 @@ class StatusBoard:
         if not self._newer(current, monitor, obs.seq, obs.ts, obs.digest):
             if agrees and obs.age_ms < (current.age_at(now) or 0.0):
                 # Another live monitor confirms what is shown, more recently.
-                self._store(
-                    name, current, dataclasses.replace(current, age_ms=obs.age_ms, received_ms=now)
-                )
+                current.age_ms = obs.age_ms
+                current.received_ms = now
+                if current.stale and not self._is_stale(name, current, now):
+                    current.stale = False
+                    self._notify(name, current)
             return
         if agrees:
-            state = dataclasses.replace(
-                current,
-                checked_at=obs.ts,
-                monitor=monitor,
-                seq=obs.seq,
-                age_ms=obs.age_ms,
-                received_ms=now,
-            )
-            self._store(name, current, state)
+            # A confirmation: fresher, nothing else changes (the common case).
+            current.checked_at = obs.ts
+            current.monitor = monitor
+            current.seq = obs.seq
+            current.age_ms = obs.age_ms
+            current.received_ms = now
+            if current.stale and not self._is_stale(name, current, now):
+                current.stale = False
+                self._notify(name, current)
             return
         # A change this board never heard of: show the state now, and fetch
         # its details (the digest says they differ; None until they arrive).
