@@ -11,8 +11,9 @@ import pytest
 from aiohttp.test_utils import unused_port
 from structlog.testing import capture_logs
 
-from healthmon.keys import HUB, MOCKS, MONITOR, RELOADER
+from healthmon.keys import HUB, MOCKS, MONITOR
 from healthmon.mocks import Mode
+from healthmon.reload import RELOADER
 from tests.support import Messages, System
 from tests.test_reload import Reloadable, live  # noqa: F401 - the fixture
 

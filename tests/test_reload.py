@@ -26,8 +26,9 @@ from healthmon.config import (
     WebSettings,
     load_settings,
 )
-from healthmon.keys import BOARD, CONFIG, HUB, MOCKS, MONITOR, RELOADER
+from healthmon.keys import BOARD, CONFIG, HUB, MOCKS, MONITOR
 from healthmon.mocks import MockService
+from healthmon.reload import RELOADER
 from tests.support import Messages, System
 
 

@@ -33,13 +33,12 @@ from healthmon.keys import (
     MOCKS,
     MONITOR,
     PROCESS_ROLES,
-    RELOADER,
 )
 from healthmon.metrics import Metrics
 from healthmon.mocks import mock_for
 from healthmon.models import now_ms
 from healthmon.page import setup_page
-from healthmon.reload import reloader_context
+from healthmon.reload import RELOADER, reloader_context
 from healthmon.security import add_preflights, guard
 from healthmon.sse import EVENTS, setup_events
 from healthmon.status import (

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from healthmon.broker.base import Broker
@@ -14,9 +12,6 @@ from healthmon.metrics import Metrics
 from healthmon.mocks import MockService
 from healthmon.status import StatusBoard
 
-if TYPE_CHECKING:
-    from healthmon.reload import Reloader
-
 # What a reload may replace lives in a holder: an app is frozen once started.
 CONFIG = web.AppKey("config", LiveConfig)
 BROKER: web.AppKey[Broker] = web.AppKey("broker")
@@ -26,6 +21,5 @@ MONITOR = web.AppKey("monitor", Monitor)
 MOCKS: web.AppKey[dict[str, MockService]] = web.AppKey("mocks")
 STATIC_VERSION = web.AppKey("static_version", str)
 PROCESS_ROLES: web.AppKey[frozenset[str]] = web.AppKey("roles")
-# The reloader's type is not imported here: reload.py imports these keys.
-RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
+# The reloader's key lives in reload.py, beside its type (reload.py imports these).
 METRICS = web.AppKey("metrics", Metrics)

@@ -46,7 +46,7 @@ from healthmon.config import (
     load_settings,
 )
 from healthmon.errors import StartupError
-from healthmon.keys import BOARD, CONFIG, HUB, METRICS, MOCKS, MONITOR, RELOADER
+from healthmon.keys import BOARD, CONFIG, HUB, METRICS, MOCKS, MONITOR
 from healthmon.mocks import MockService, Mode, mock_for, slow_ms_for
 from healthmon.supervise import supervise
 
@@ -321,6 +321,9 @@ class Reloader:
         if MONITOR in self.app:
             # Its specs swap before its first await: still the same step.
             await self.app[MONITOR].set_services(new.services, new.monitor)
+
+
+RELOADER = web.AppKey("reloader", Reloader)
 
 
 async def reloader_context(app: web.Application) -> AsyncIterator[None]:
