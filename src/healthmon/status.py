@@ -178,22 +178,14 @@ class StatusBoard:
         if not self._newer(current, monitor, obs.seq, obs.ts, obs.digest):
             if agrees and obs.age_ms < (current.age_at(now) or 0.0):
                 # Another live monitor confirms what is shown, more recently.
-                current.age_ms = obs.age_ms
-                current.received_ms = now
-                if current.stale and not self._is_stale(name, current, now):
-                    current.stale = False
-                    self._notify(name, current)
+                self._confirm(name, current, obs.age_ms, now)
             return
         if agrees:
             # A confirmation: fresher, nothing else changes (the common case).
             current.checked_at = obs.ts
             current.monitor = monitor
             current.seq = obs.seq
-            current.age_ms = obs.age_ms
-            current.received_ms = now
-            if current.stale and not self._is_stale(name, current, now):
-                current.stale = False
-                self._notify(name, current)
+            self._confirm(name, current, obs.age_ms, now)
             return
         # A change this board never heard of: show the state now, and fetch
         # its details (the digest says they differ; None until they arrive).
@@ -220,6 +212,14 @@ class StatusBoard:
         self._store(name, current, state)
         for missed in self.on_missed:
             missed()
+
+    def _confirm(self, name: str, state: ServiceState, age_ms: float, now: float) -> None:
+        """A fresh check agrees with what is shown: freshen the entry in place."""
+        state.age_ms = age_ms
+        state.received_ms = now
+        if state.stale and not self._is_stale(name, state, now):
+            state.stale = False
+            self._notify(name, state)
 
     def _store(self, name: str, current: ServiceState, state: ServiceState) -> bool:
         stale = self._is_stale(name, state, state.received_ms)
