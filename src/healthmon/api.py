@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from healthmon.errors import StartupError
+from healthmon.hub import public_info
 from healthmon.keys import BOARD, CONFIG, HUB, MOCKS, MONITOR
 from healthmon.mocks import Mode
 from healthmon.models import now_ms
@@ -185,13 +186,7 @@ def services_document(app: web.Application) -> dict[str, Any]:
         services.append(
             {
                 "name": service.name,
-                "url": service.url,
-                "health_path": service.health_path,
-                "data_endpoint": service.data_endpoint,
-                "health_url": service.health_url,
-                "data_url": service.data_url,
-                "mock": service.mock,
-                "kind": service.kind,
+                **public_info(service),
                 "mode": mock.mode.value if mock else None,
                 "depends_on": list(service.depends_on),
                 **_UNSEEN,

@@ -95,20 +95,21 @@ class Outlet(Protocol):
         """The same, in slices with the loop free between them (heartbeats)."""
 
 
-def _service_info(services: Iterable[ServiceSettings]) -> dict[str, dict[str, object]]:
-    """What a page needs to reach each service itself (URLs only, never headers)."""
+def public_info(service: ServiceSettings) -> dict[str, object]:
+    """What a page needs to reach a service itself (URLs only, never headers)."""
     return {
-        s.name: {
-            "url": s.url,
-            "health_path": s.health_path,
-            "data_endpoint": s.data_endpoint,
-            "health_url": s.health_url,
-            "data_url": s.data_url,
-            "mock": s.mock,
-            "kind": s.kind,
-        }
-        for s in services
+        "url": service.url,
+        "health_path": service.health_path,
+        "data_endpoint": service.data_endpoint,
+        "health_url": service.health_url,
+        "data_url": service.data_url,
+        "mock": service.mock,
+        "kind": service.kind,
     }
+
+
+def _service_info(services: Iterable[ServiceSettings]) -> dict[str, dict[str, object]]:
+    return {s.name: public_info(s) for s in services}
 
 
 def text_frame(payload: bytes) -> bytes:
