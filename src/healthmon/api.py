@@ -199,6 +199,7 @@ def services_document(app: web.Application) -> dict[str, Any]:
     return {
         "services": services,
         "config_error": app[CONFIG].error,
+        "history": board.history_state,
         "log": board.recent_changes(),
         "interval_ms": settings.monitor.interval_ms,
         "timeout_ms": settings.monitor.timeout_ms,

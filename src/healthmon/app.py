@@ -19,12 +19,14 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from healthmon.api import setup_routes
+from healthmon.archive import Archive
 from healthmon.broker import create_broker
 from healthmon.checker import Monitor
 from healthmon.config import DEFAULT_CONFIG, LiveConfig, Settings
 from healthmon.errors import StartupError
 from healthmon.hub import Hub
 from healthmon.keys import (
+    ARCHIVE,
     BOARD,
     BROKER,
     CONFIG,
@@ -33,22 +35,29 @@ from healthmon.keys import (
     MOCKS,
     MONITOR,
     PROCESS_ROLES,
+    RECORDER,
+    SUMMARIES,
 )
 from healthmon.metrics import Metrics
 from healthmon.mocks import mock_for
 from healthmon.models import now_ms
 from healthmon.page import setup_page
+from healthmon.recorder import Recorder
 from healthmon.reload import RELOADER, reloader_context
+from healthmon.reports import Summaries
 from healthmon.security import add_preflights, guard
 from healthmon.sse import EVENTS, setup_events
 from healthmon.status import (
+    RECENT_CHANGES,
     HttpSnapshot,
     MonitorSnapshot,
     Resync,
     Snapshot,
     StatusBoard,
     feed,
+    stale_after_ms,
 )
+from healthmon.store import StoreError
 from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
@@ -124,10 +133,74 @@ async def _close_websockets(app: web.Application) -> None:
     await app[HUB].close_all(WSCloseCode.GOING_AWAY, "server shutdown")
 
 
+def _history_base(app: web.Application) -> Path:
+    """A relative [history] path is taken from the config file's folder."""
+    path = app[CONFIG].path
+    return path.resolve().parent if path is not None else Path.cwd()
+
+
+async def _history(app: web.Application) -> AsyncIterator[None]:
+    """Open the store (retrying, never blocking the start) and run its writer and readers."""
+    settings = app[CONFIG].settings
+    archive = app[ARCHIVE] = Archive(settings.history, _history_base(app))
+    archive.on_error.append(app[METRICS].history_error)
+    tasks = [supervise("history.open", archive.run)]
+    if MONITOR_ROLE in app[PROCESS_ROLES]:
+        limits = {s.name: stale_after_ms(s, settings.monitor) for s in settings.services}
+        recorder = app[RECORDER] = Recorder(archive, settings.history, limits)
+        tasks.append(supervise("history.write", recorder.run))
+    if BOARD in app:
+        board, hub = app[BOARD], app[HUB]
+        summaries = app[SUMMARIES] = Summaries(archive, lambda: board.names)
+
+        def show() -> None:
+            board.history_state = {"available": archive.available, "problem": archive.problem}
+            hub.show_history_state()
+
+        def take_uptimes() -> None:
+            board.uptimes = summaries.by_service
+
+        show()
+        archive.on_change.append(show)
+        summaries.on_refresh.append(take_uptimes)
+
+        async def read() -> None:
+            await _seed_log(archive, board)
+            await summaries.run()
+
+        tasks.append(supervise("history.read", read))
+    yield
+    for task in tasks:
+        await _cancel(task)
+    if RECORDER in app:
+        await app[RECORDER].stop()
+    await archive.close()
+
+
+async def _seed_log(archive: Archive, board: StatusBoard) -> None:
+    """The event log starts with the changes stored before this process started."""
+    await archive.opened.wait()
+    assert archive.store is not None
+    try:
+        changes = await archive.store.changes(RECENT_CHANGES)
+    except StoreError as exc:
+        archive.failed(exc.kind, str(exc))
+        return
+    board.seed_changes(
+        [
+            {"ts": p.start_ms, "service": p.service, "from": p.previous, "to": p.status,
+             "reason": p.reason}  # fmt: skip
+            for p in reversed(changes)
+        ]
+    )
+
+
 async def _monitor(app: web.Application) -> AsyncIterator[None]:
     settings = app[CONFIG].settings
     monitor = Monitor(settings.services, settings.monitor, app[BROKER])
     monitor.observers.append(app[METRICS].observe)
+    if RECORDER in app:
+        monitor.recorders.append(app[RECORDER].observe)
     app[MONITOR] = monitor
     await monitor.start()
     yield
@@ -175,6 +248,8 @@ def create_app(
         # The same messages as a Server-Sent Events stream, switched separately ("sse").
         setup_events(app, hub)
         setup_page(app)
+    if roles & {"ws", MONITOR_ROLE} and settings.history.enabled:
+        app.cleanup_ctx.append(_history)
     if MONITOR_ROLE in roles:
         app.cleanup_ctx.append(_monitor)
     if config_path is not None:

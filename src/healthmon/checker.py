@@ -113,6 +113,8 @@ class Monitor:
         self._switching = asyncio.Lock()
         # Told of every result (metrics); must be quick and must not raise.
         self.observers: list[Callable[[CheckResult], None]] = []
+        # Told of every result with the state it leaves shown (history); the same rules.
+        self.recorders: list[Callable[[CheckResult, StatusUpdate], None]] = []
 
     @property
     def running(self) -> bool:
@@ -229,6 +231,15 @@ class Monitor:
         self.latest[name] = (result, seq)
         for observe in self.observers:
             observe(result)
+        changed = self._shown(result, debounce, seq)
+        shown = self.current.get(name)
+        if shown is not None:
+            for record in self.recorders:
+                record(result, shown)
+        return changed
+
+    def _shown(self, result: CheckResult, debounce: Debounce, seq: int) -> bool:
+        name = result.service
         previous = self.current.get(name)
         if debounce.feed(result.status):
             _log_change(result, previous)

@@ -201,6 +201,20 @@ AllowedHost = Annotated[str, AfterValidator(_allowed_host)]
 CspSource = Annotated[str, AfterValidator(_csp_source)]
 Millis = Annotated[int, Field(gt=0, le=3_600_000)]
 
+_DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _duration(value: object) -> int:
+    """``"500ms"``, ``"30s"``, ``"5m"``, ``"48h"`` or ``"90d"``, in milliseconds."""
+    text = str(value).strip().lower()
+    match = re.fullmatch(r"(\d+)\s*(ms|s|m|h|d)", text)
+    if match is None or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration like \"30s\", \"48h\" or \"90d\"")
+    return int(match[1]) * _DURATION_UNITS[match[2]]
+
+
+Duration = Annotated[int, BeforeValidator(_duration)]
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -244,6 +258,36 @@ class MonitorSettings(_Section):
 class BrokerSettings(_Section):
     kind: Literal["memory", "rabbitmq"] = "memory"
     url: str = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class HistorySettings(_Section):
+    """Where history is kept, and for how long (``[history]``)."""
+
+    enabled: bool = True
+    # The SQLite file; a relative path is taken from the config file's folder
+    # (the working folder without one). ":memory:" keeps it for one run only.
+    path: str = "healthmon-data/history.sqlite3"
+    # postgresql://user@host:port/db: a PostgreSQL shared by several processes
+    # (pip install 'healthmon[postgres]'); replaces path.
+    url: SecretStr | None = None
+    # How often gathered figures are written: at most this much is lost to a kill -9.
+    flush_ms: Annotated[int, Field(ge=100, le=60_000)] = 1000
+    keep_minutes: Duration = 48 * 3_600_000
+    keep_hours: Duration = 90 * 86_400_000
+    keep_days: Duration = 400 * 86_400_000
+
+    @model_validator(mode="after")
+    def _retention(self) -> HistorySettings:
+        if self.keep_minutes < 2 * 3_600_000:
+            raise ValueError("keep_minutes: at least 2h (the hour in progress is read from minutes)")
+        if self.keep_hours < max(2 * 86_400_000, self.keep_minutes):
+            raise ValueError("keep_hours: at least 2d, and at least keep_minutes")
+        if self.keep_days < max(2 * 86_400_000, self.keep_hours):
+            raise ValueError("keep_days: at least 2d, and at least keep_hours")
+        url = self.url.get_secret_value() if self.url else None
+        if url is not None and urlsplit(url).scheme not in ("postgres", "postgresql"):
+            raise ValueError("url: must be a postgresql:// URL")
+        return self
 
 
 class ServiceSettings(_Section):
@@ -350,6 +394,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     monitor: MonitorSettings = MonitorSettings()
     broker: BrokerSettings = BrokerSettings()
+    history: HistorySettings = HistorySettings()
     services: tuple[ServiceSettings, ...] = ()
 
     @classmethod

@@ -288,6 +288,8 @@ class Hub:
             "services": services,
             "monitor": self._monitor(),
             "config_error": self.config_error,
+            # Whether stored history works (None: history is off).
+            "history": self.board.history_state,
             # The latest changes, so every page's event log starts the same.
             "log": self.board.recent_changes()[-SNAPSHOT_LOG:],
             "ts": now_ms(),
@@ -303,6 +305,10 @@ class Hub:
         """Show (or, with None, clear) a reload's error on every open page."""
         self.config_error = error
         self.broadcast({"type": "configError", "error": error, "ts": now_ms()})
+
+    def show_history_state(self) -> None:
+        """Tell every open page that history stopped or started working."""
+        self.broadcast({"type": "historyState", "history": self.board.history_state, "ts": now_ms()})
 
     def _monitor(self) -> dict[str, object]:
         return {

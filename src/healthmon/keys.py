@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from healthmon.archive import Archive
 from healthmon.broker.base import Broker
 from healthmon.checker import Monitor
 from healthmon.config import LiveConfig
 from healthmon.hub import Hub
 from healthmon.metrics import Metrics
 from healthmon.mocks import MockService
+from healthmon.recorder import Recorder
+from healthmon.reports import Summaries
 from healthmon.status import StatusBoard
 
 # What a reload may replace lives in a holder: an app is frozen once started.
@@ -23,3 +26,7 @@ STATIC_VERSION = web.AppKey("static_version", str)
 PROCESS_ROLES: web.AppKey[frozenset[str]] = web.AppKey("roles")
 # The reloader's key lives in reload.py, beside its type (reload.py imports these).
 METRICS = web.AppKey("metrics", Metrics)
+# History: the store (when it opens), its writer (monitor role), its figures (ws role).
+ARCHIVE = web.AppKey("archive", Archive)
+RECORDER = web.AppKey("recorder", Recorder)
+SUMMARIES = web.AppKey("summaries", Summaries)

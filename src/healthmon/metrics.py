@@ -53,6 +53,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.history_errors = Counter(
+            "healthmon_history_errors",
+            "History store failures, by kind (locked, disk_full, corrupt, unusable, …)",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def history_error(self, kind: str) -> None:
+        self.history_errors.labels(kind).inc()
+
     def observe(self, result: CheckResult) -> None:
         self.checks.labels(result.service).inc()
         if result.status is Status.DOWN:

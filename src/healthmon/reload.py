@@ -39,6 +39,7 @@ from healthmon.api import CONTROLS, Controls
 from healthmon.config import (
     DEFAULT_CONFIG,
     ConfigError,
+    HistorySettings,
     MonitorSettings,
     ServiceSettings,
     Settings,
@@ -46,8 +47,9 @@ from healthmon.config import (
     load_settings,
 )
 from healthmon.errors import StartupError
-from healthmon.keys import BOARD, CONFIG, HUB, METRICS, MOCKS, MONITOR
+from healthmon.keys import BOARD, CONFIG, HUB, METRICS, MOCKS, MONITOR, RECORDER
 from healthmon.mocks import MockService, Mode, mock_for, slow_ms_for
+from healthmon.status import stale_after_ms
 from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
@@ -64,12 +66,15 @@ RESTART_KEYS: Mapping[str, frozenset[str]] = {
     "broker": frozenset({"kind", "url"}),
     # Where a lone monitor listens, and where a ws process fetches snapshots from.
     "monitor": frozenset({"port", "urls"}),
+    # Where history is kept and for how long: the store is opened once.
+    "history": frozenset(HistorySettings.model_fields),
 }
 # Keys applied live, by section (the test keeps the two lists complete).
 LIVE_KEYS: Mapping[str, frozenset[str]] = {
     # Read by every request (the control calls, the security headers).
     "web": frozenset(WebSettings.model_fields) - RESTART_KEYS["web"],
     "broker": frozenset(),
+    "history": frozenset(),
     # Check knobs restart the loops they change; heartbeat_ms is read every beat.
     "monitor": frozenset(MonitorSettings.model_fields) - RESTART_KEYS["monitor"],
     # Every service key: the service's loop, mock and card follow it.
@@ -318,6 +323,9 @@ class Reloader:
         self._set_error(None)
         if HUB in self.app:
             self.app[HUB].set_services(new.services, new.monitor.heartbeat_ms)
+        if RECORDER in self.app:
+            limits = {s.name: stale_after_ms(s, new.monitor) for s in new.services}
+            self.app[RECORDER].set_services(new.history, limits)
         if MONITOR in self.app:
             # Its specs swap before its first await: still the same step.
             await self.app[MONITOR].set_services(new.services, new.monitor)

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import aiohttp
 import structlog
@@ -90,6 +91,10 @@ class StatusBoard:
         self.heartbeat_ms = monitor.heartbeat_ms
         # The latest status changes, oldest first: every page's event log.
         self._recent: deque[dict[str, object]] = deque(maxlen=RECENT_CHANGES)
+        # Each service's stored figures by window (24h, 7d, 30d), and whether
+        # history works: None while history is off.
+        self.uptimes: dict[str, dict[str, dict[str, Any]]] = {}
+        self.history_state: dict[str, Any] | None = None
         self.set_services(services, monitor)
 
     @property
@@ -383,6 +388,7 @@ class StatusBoard:
             "age_ms": None if age is None else round(age),
             "stale_after_ms": self._stale_after.get(name),
             "history": self._history[name].to_wire(now),
+            "uptime": self.uptimes.get(name),
             "depends_on": list(self._depends_on.get(name, ())),
             "blocked_by": self.blocked_by(name),
         }
@@ -411,6 +417,17 @@ class StatusBoard:
     def recent_changes(self) -> list[dict[str, object]]:
         """The latest status changes, oldest first, of services still configured."""
         return [change for change in self._recent if change["service"] in self._states]
+
+    def seed_changes(self, older: Sequence[dict[str, object]]) -> None:
+        """Put stored changes (oldest first) before those seen since start."""
+        newest = {(c["service"], c["ts"]) for c in self._recent}
+        merged = [c for c in older if (c["service"], c["ts"]) not in newest]
+        merged += self._recent
+        self._recent.clear()
+        self._recent.extend(merged[-RECENT_CHANGES:])
+
+    def stale_after(self) -> dict[str, int]:
+        return dict(self._stale_after)
 
     def stale_names(self) -> list[str]:
         return [name for name, state in self._states.items() if state.stale]

@@ -1,0 +1,177 @@
+"""The schema as numbered migrations, and the statements both stores share.
+
+A store at schema N applies ``MIGRATIONS[N:]`` in one transaction each; a
+store whose schema is newer than ``len(MIGRATIONS)`` is left alone (it was
+written by a newer healthmon). Statements use ``?`` placeholders; the
+PostgreSQL store numbers them (``$1``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from healthmon.store.base import GRAIN_MS, VALUE_COLUMNS, Grain
+
+TABLES: dict[Grain, str] = {"minute": "minutes", "hour": "hours", "day": "days"}
+# Integer time in epoch ms needs 64 bits; SQLite's INTEGER is, PostgreSQL's is not.
+_BIG = "{big}"
+
+
+def _bucket_table(name: str) -> str:
+    values = ",\n  ".join(
+        f"{c} DOUBLE PRECISION NOT NULL DEFAULT 0"
+        if c in ("latency_sum", "latency_max")
+        else f"{c} {_BIG} NOT NULL DEFAULT 0"
+        for c in VALUE_COLUMNS
+    )
+    return (
+        f"CREATE TABLE {name} (\n  service_id INTEGER NOT NULL,\n  start_ms {_BIG} NOT NULL,\n"
+        f"  {values},\n  PRIMARY KEY (service_id, start_ms)\n){{without_rowid}}"
+    )
+
+
+# Each entry is one schema version's statements. Append, never edit: files
+# written by earlier versions are opened by replaying what follows them.
+MIGRATIONS: list[list[str]] = [
+    # 1: services, periods and the three bucket sizes.
+    [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"CREATE TABLE services (id {{serial}}, name TEXT NOT NULL UNIQUE, "
+        f"first_seen {_BIG} NOT NULL)",
+        f"CREATE TABLE periods (\n  service_id INTEGER NOT NULL,\n  start_ms {_BIG} NOT NULL,\n"
+        f"  end_ms {_BIG},\n  status TEXT NOT NULL,\n  previous TEXT,\n  reason TEXT,\n"
+        "  checks TEXT,\n  monitor TEXT,\n  PRIMARY KEY (service_id, start_ms)\n){without_rowid}",
+        *(_bucket_table(table) for table in TABLES.values()),
+    ],
+    # 2: the event log reads the latest periods of every service, and recovery
+    # finds the open ones: both by index rather than a scan of a year's rows.
+    [
+        "CREATE INDEX periods_by_start ON periods (start_ms)",
+        "CREATE INDEX periods_open ON periods (end_ms) WHERE end_ms IS NULL",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+DIALECTS = {
+    "sqlite": {
+        "big": "INTEGER",
+        "serial": "INTEGER PRIMARY KEY",
+        "without_rowid": " WITHOUT ROWID",
+    },
+    "postgres": {"big": "BIGINT", "serial": "SERIAL PRIMARY KEY", "without_rowid": ""},
+}
+
+
+def migration(version: int, dialect: str) -> list[str]:
+    """The statements that take a store from ``version`` to ``version + 1``."""
+    return [s.format(**DIALECTS[dialect]) for s in MIGRATIONS[version]]
+
+
+def numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1, $2, …``."""
+    count = iter(range(1, 10_000))
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+_COLUMNS = ", ".join(VALUE_COLUMNS)
+_ADD = ", ".join(
+    f"{c} = {{table}}.{c} + excluded.{c}"
+    if c != "latency_max"
+    else f"{c} = CASE WHEN excluded.{c} > {{table}}.{c} THEN excluded.{c} ELSE {{table}}.{c} END"
+    for c in VALUE_COLUMNS
+)
+_SUMS = ", ".join(
+    f"MAX({c})" if c == "latency_max" else f"SUM({c})" for c in VALUE_COLUMNS
+)  # fmt: skip
+
+
+def add_minutes() -> str:
+    """Add one row of figures to a minute bucket (creating it)."""
+    marks = ", ".join("?" for _ in range(len(VALUE_COLUMNS) + 2))
+    return (
+        f"INSERT INTO minutes (service_id, start_ms, {_COLUMNS}) VALUES ({marks}) "
+        f"ON CONFLICT (service_id, start_ms) DO UPDATE SET {_ADD.format(table='minutes')}"
+    )
+
+
+def roll_up(grain: Grain) -> str:
+    """Add the minutes in [?, ?) to their hour or day buckets."""
+    table = TABLES[grain]
+    step = GRAIN_MS[grain]
+    return (
+        f"INSERT INTO {table} (service_id, start_ms, {_COLUMNS}) "
+        f"SELECT service_id, start_ms / {step} * {step}, {_SUMS} FROM minutes "
+        "WHERE start_ms >= ? AND start_ms < ? GROUP BY 1, 2 "
+        f"ON CONFLICT (service_id, start_ms) DO UPDATE SET {_ADD.format(table=table)}"
+    )
+
+
+def upsert_period() -> str:
+    return (
+        "INSERT INTO periods (service_id, start_ms, end_ms, status, previous, reason, checks, "
+        "monitor) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (service_id, start_ms) "
+        "DO UPDATE SET end_ms = excluded.end_ms"
+    )
+
+
+def totals(parts: list[tuple[Grain, int, int]], names: int | None) -> str:
+    """Sum each service's buckets over the ``pyramid`` parts (two placeholders a part)."""
+    union = " UNION ALL ".join(
+        f"SELECT service_id, {_COLUMNS} FROM {TABLES[grain]} WHERE start_ms >= ? AND start_ms < ?"
+        for grain, _, _ in parts
+    )
+    where = ""
+    if names is not None:
+        where = f" WHERE s.name IN ({', '.join('?' for _ in range(names))})"
+    sums = ", ".join(
+        f"MAX(b.{c})" if c == "latency_max" else f"CAST(SUM(b.{c}) AS BIGINT)"
+        if c != "latency_sum" else f"SUM(b.{c})"
+        for c in VALUE_COLUMNS
+    )  # fmt: skip
+    return (
+        f"SELECT s.name, {sums} FROM ({union}) AS b JOIN services s ON s.id = b.service_id"
+        f"{where} GROUP BY s.name"
+    )
+
+
+def buckets(grain: Grain) -> str:
+    return (
+        f"SELECT b.start_ms, {', '.join('b.' + c for c in VALUE_COLUMNS)} FROM {TABLES[grain]} b "
+        "JOIN services s ON s.id = b.service_id "
+        "WHERE s.name = ? AND b.start_ms >= ? AND b.start_ms < ? ORDER BY b.start_ms"
+    )
+
+
+_PERIOD = (
+    "SELECT s.name, p.start_ms, p.status, p.end_ms, p.previous, p.reason, p.checks, p.monitor "
+    "FROM periods p JOIN services s ON s.id = p.service_id"
+)
+
+
+def periods(by_name: bool) -> str:
+    name = "s.name = ? AND " if by_name else ""
+    return (
+        f"{_PERIOD} WHERE {name}p.start_ms < ? AND (p.end_ms IS NULL OR p.end_ms > ?) "
+        "ORDER BY p.start_ms DESC LIMIT ?"
+    )
+
+
+def changes() -> str:
+    """Periods that began with a change from a known status: what the event log lists."""
+    return (
+        f"{_PERIOD} WHERE p.previous IS NOT NULL AND p.previous <> 'unknown' "
+        "AND p.status <> 'unknown' ORDER BY p.start_ms DESC LIMIT ?"
+    )
+
+
+def prune() -> list[tuple[str, str]]:
+    """(table, statement) pairs deleting what is past its retention (one placeholder each)."""
+    out = [(t, f"DELETE FROM {t} WHERE start_ms < ?") for t in TABLES.values()]
+    out.append(("periods", "DELETE FROM periods WHERE end_ms IS NOT NULL AND end_ms < ?"))
+    return out
+
+
+OPEN_PERIODS = (
+    "SELECT s.name, p.service_id, p.start_ms, p.status FROM periods p "
+    "JOIN services s ON s.id = p.service_id WHERE p.end_ms IS NULL"
+)
