@@ -16,13 +16,16 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from healthmon import reports
 from healthmon.errors import StartupError
 from healthmon.hub import public_info
-from healthmon.keys import BOARD, CONFIG, HUB, MOCKS, MONITOR
+from healthmon.keys import ARCHIVE, BOARD, CONFIG, HUB, MOCKS, MONITOR
 from healthmon.mocks import Mode
 from healthmon.models import now_ms
 from healthmon.origins import control_origin_allowed
+from healthmon.reports import WindowError, window_ms
 from healthmon.sse import EVENTS
+from healthmon.store import HistoryStore, StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -224,6 +227,67 @@ async def services(request: web.Request) -> web.Response:
     return web.json_response(services_document(request.app))
 
 
+def _store(request: web.Request) -> HistoryStore:
+    archive = request.app.get(ARCHIVE)
+    if archive is None:
+        raise web.HTTPNotFound(text="history is off ([history] enabled = false)")
+    if archive.store is None:
+        raise web.HTTPServiceUnavailable(text=f"history unavailable: {archive.problem}")
+    return archive.store
+
+
+def _window(request: web.Request, default: str) -> str:
+    window = request.query.get("window", default)
+    try:
+        window_ms(window)
+    except WindowError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    return window
+
+
+async def service_history(request: web.Request) -> web.Response:
+    """One service's uptime, bars and incidents over ``?window=`` (default 24h)."""
+    name = request.match_info["name"]
+    if request.app[CONFIG].settings.service(name) is None:
+        raise web.HTTPNotFound(text=f"no service named {name[:64]!r}")
+    window = _window(request, "24h")
+    store = _store(request)
+    try:
+        document = await reports.service_history(store, name, window)
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(text=f"history unavailable: {exc}") from None
+    return web.json_response(document)
+
+
+EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+
+
+async def history_export(request: web.Request) -> web.Response:
+    """Buckets of every service (or ``?service=``) over ``?window=``, as CSV or JSON lines."""
+    settings = request.app[CONFIG].settings
+    fmt = request.query.get("format", "csv")
+    if fmt not in EXPORT_TYPES:
+        raise web.HTTPBadRequest(text="format must be csv or jsonl")
+    names = [s.name for s in settings.services]
+    if "service" in request.query:
+        names = [request.query["service"]]
+        if settings.service(names[0]) is None:
+            raise web.HTTPNotFound(text=f"no service named {names[0][:64]!r}")
+    window = _window(request, "24h")
+    store = _store(request)
+    try:
+        body = await reports.export(store, names, window, fmt)
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(text=f"history unavailable: {exc}") from None
+    return web.Response(
+        text=body,
+        content_type=EXPORT_TYPES[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="healthmon-{window}.{fmt}"',
+        },
+    )
+
+
 async def set_mock_mode(request: web.Request) -> web.Response:
     _authorize(request)
     name = request.match_info["name"]
@@ -283,6 +347,8 @@ def setup_routes(app: web.Application, roles: frozenset[str]) -> None:
         routes.append(("GET", "/statuses", statuses))
     if "ws" in roles:
         routes.append(("GET", "/api/services", services))
+        routes.append(("GET", "/api/services/{name}/history", service_history))
+        routes.append(("GET", "/api/history/export", history_export))
     if "monitor" in roles:
         routes.append(("GET", "/api/statuses", monitor_statuses))
     if "mocks" in roles:

@@ -188,8 +188,13 @@ async def _seed_log(archive: Archive, board: StatusBoard) -> None:
         return
     board.seed_changes(
         [
-            {"ts": p.start_ms, "service": p.service, "from": p.previous, "to": p.status,
-             "reason": p.reason}  # fmt: skip
+            {
+                "ts": p.start_ms,
+                "service": p.service,
+                "from": p.previous,
+                "to": p.status,
+                "reason": p.reason,
+            }
             for p in reversed(changes)
         ]
     )

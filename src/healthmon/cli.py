@@ -1,4 +1,4 @@
-"""Command line: ``healthmon [run] | init [PATH] | check-config [PATH] | status [--url URL]``."""
+"""Command line: ``healthmon [run] | init | check-config | status | history NAME``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from healthmon import reports
 from healthmon.app import ROLES, serve
 from healthmon.config import (
     DEFAULT_CONFIG,
@@ -23,6 +24,8 @@ from healthmon.config import (
 )
 from healthmon.errors import StartupError
 from healthmon.logs import LOG_FORMATS, LogFormat, configure_logging, visible
+from healthmon.reports import WINDOWS
+from healthmon.store import StoreError, StoreUnusable, create_store, sqlite_path
 
 EXIT_OK, EXIT_DOWN, EXIT_USAGE = 0, 1, 2
 NO_CONFIG = (
@@ -106,6 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
         "2 when the server cannot be reached.",
     )
     status.add_argument("--url", default="http://127.0.0.1:4000", help="healthmon's web address")
+    history = commands.add_parser(
+        "history",
+        help="print a service's stored history (uptime, bars, incidents) or export it",
+        description="Read the history store the config names (running or not) and print one "
+        "service's uptime, bars and incidents over a window; exit 2 when it cannot be read.",
+    )
+    history.add_argument("name", help="the service")
+    history.add_argument("--window", default="24h", choices=list(WINDOWS), help="default: 24h")
+    history.add_argument(
+        "--format",
+        default="text",
+        choices=["text", "json", "csv", "jsonl"],
+        help="text (default), json (as GET /api/services/NAME/history), "
+        "csv or jsonl (the window's buckets, for a spreadsheet)",
+    )
+    history.add_argument(
+        "--config", type=Path, default=None, help="TOML file to read (default: ./config.toml)"
+    )
     return parser
 
 
@@ -204,6 +225,53 @@ def status(url: str) -> int:
     return EXIT_DOWN if down else EXIT_OK
 
 
+def history(name: str, window: str, fmt: str, config: Path | None) -> int:
+    """Print one service's history straight from the store (healthmon need not run)."""
+    try:
+        settings = settings_for_run(config)
+    except ConfigError as exc:
+        print(f"healthmon: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not settings.history.enabled:
+        print("healthmon: history is off ([history] enabled = false)", file=sys.stderr)
+        return EXIT_USAGE
+    if settings.service(name) is None:
+        known = ", ".join(s.name for s in settings.services) or "none"
+        print(f"healthmon: no service named {name!r} (configured: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    base = (config or DEFAULT_CONFIG).resolve().parent
+    try:
+        text = asyncio.run(_read_history(settings, base, name, window, fmt))
+    except (StoreUnusable, StoreError) as exc:
+        print(f"healthmon: cannot read history: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(text)
+    return EXIT_OK
+
+
+async def _read_history(settings: Settings, base: Path, name: str, window: str, fmt: str) -> str:
+    store = create_store(settings.history, base)
+    path = sqlite_path(settings.history, base)
+    if path is not None:
+        if not await asyncio.to_thread(path.exists):
+            raise StoreUnusable(f"no history yet at {path} (healthmon run writes it)")
+    await store.open()
+    try:
+        if fmt in ("csv", "jsonl"):
+            return (await reports.export(store, [name], window, fmt)).rstrip("\n")
+        document = await reports.service_history(store, name, window)
+    finally:
+        await store.close()
+    if fmt == "json":
+        return json.dumps(document, indent=2)
+    return visible_lines(reports.render_text(document))
+
+
+def visible_lines(text: str) -> str:
+    # Reasons are what a service sent: no control character reaches the terminal.
+    return "\n".join(visible(line) for line in text.split("\n"))
+
+
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop if asked for or, with ``auto``, if installed; None for asyncio's own."""
     if choice == "asyncio":
@@ -251,4 +319,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.path)
     if args.command == "status":
         return status(args.url)
+    if args.command == "history":
+        return history(args.name, args.window, args.format, args.config)
     return run(args.config, args.role, args.log_level, args.loop, args.log_format)

@@ -209,7 +209,7 @@ def _duration(value: object) -> int:
     text = str(value).strip().lower()
     match = re.fullmatch(r"(\d+)\s*(ms|s|m|h|d)", text)
     if match is None or isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration like \"30s\", \"48h\" or \"90d\"")
+        raise ValueError(f'{value!r} is not a duration like "30s", "48h" or "90d"')
     return int(match[1]) * _DURATION_UNITS[match[2]]
 
 
@@ -279,7 +279,9 @@ class HistorySettings(_Section):
     @model_validator(mode="after")
     def _retention(self) -> HistorySettings:
         if self.keep_minutes < 2 * 3_600_000:
-            raise ValueError("keep_minutes: at least 2h (the hour in progress is read from minutes)")
+            raise ValueError(
+                "keep_minutes: at least 2h (the hour in progress is read from minutes)"
+            )
         if self.keep_hours < max(2 * 86_400_000, self.keep_minutes):
             raise ValueError("keep_hours: at least 2d, and at least keep_minutes")
         if self.keep_days < max(2 * 86_400_000, self.keep_hours):

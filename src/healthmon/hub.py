@@ -308,7 +308,9 @@ class Hub:
 
     def show_history_state(self) -> None:
         """Tell every open page that history stopped or started working."""
-        self.broadcast({"type": "historyState", "history": self.board.history_state, "ts": now_ms()})
+        self.broadcast(
+            {"type": "historyState", "history": self.board.history_state, "ts": now_ms()}
+        )
 
     def _monitor(self) -> dict[str, object]:
         return {

@@ -121,8 +121,12 @@ def bucket_row(bucket: Bucket, grain: Grain) -> dict[str, Any]:
     }
 
 
-def incident(period: Period, now: int) -> dict[str, Any]:
+def incident(period: Period, now: int, watched_until: int | None = None) -> dict[str, Any]:
+    """A period as the API shows it. One still open when its writer stopped
+    ends where the writer's knowledge ends (``watched_until``): not ongoing."""
     end = period.end_ms
+    if end is None and watched_until is not None:
+        end = max(period.start_ms, watched_until)
     checks: Any = None
     if period.checks:
         try:
@@ -135,24 +139,34 @@ def incident(period: Period, now: int) -> dict[str, Any]:
         "end": end,
         "duration_ms": (end if end is not None else now) - period.start_ms,
         "ongoing": end is None,
+        "unwatched_after": watched_until if period.end_ms is None and end is not None else None,
         "reason": period.reason,
         "checks": checks or [],
         "monitor": period.monitor,
     }
 
 
-async def service_history(store: HistoryStore, name: str, window: str) -> dict[str, Any]:
-    """``GET /api/services/{name}/history``: figures, bars and incidents for one window."""
+async def service_history(
+    store: HistoryStore, name: str, window: str, writer_silent_ms: int = 10_000
+) -> dict[str, Any]:
+    """``GET /api/services/{name}/history``: figures, bars and incidents for one window.
+
+    When the writer has not written for ``writer_silent_ms`` (healthmon is
+    stopped), nothing is ongoing: open periods end at its last write.
+    """
     span = window_ms(window)
     end = now_ms()
     start = end - span
     grain = GRAINS[window]
-    totals, first, bars, periods = await asyncio.gather(
+    totals, first, bars, periods, last_alive = await asyncio.gather(
         store.totals([name], start, end),
         store.first_seen(),
         store.buckets(name, grain, start // GRAIN_MS[grain] * GRAIN_MS[grain], end),
         store.periods(name, start, end, INCIDENTS * 4),
+        store.last_alive(),
     )
+    silent = last_alive is None or end - last_alive > writer_silent_ms
+    watched_until = last_alive if silent else None
     found = totals.get(name, Totals())
     return {
         "service": name,
@@ -164,12 +178,13 @@ async def service_history(store: HistoryStore, name: str, window: str) -> dict[s
         **figures(found, covered(start, end, first.get(name))),
         "grain": grain,
         "buckets": [bucket_row(b, grain) for b in bars],
+        "writing": not silent,
         "incidents": [
-            incident(p, end) for p in periods if p.status in ("down", "degraded")
+            incident(p, end, watched_until) for p in periods if p.status in ("down", "degraded")
         ][:INCIDENTS],
-        "unknown_periods": [incident(p, end) for p in periods if p.status == "unknown"][
-            :INCIDENTS
-        ],
+        "unknown_periods": [
+            incident(p, end, watched_until) for p in periods if p.status == "unknown"
+        ][:INCIDENTS],
     }
 
 
@@ -195,9 +210,7 @@ def render_export(rows: Iterable[dict[str, Any]], fmt: str) -> str:
     return out.getvalue()
 
 
-async def export(
-    store: HistoryStore, names: Sequence[str], window: str, fmt: str
-) -> str:
+async def export(store: HistoryStore, names: Sequence[str], window: str, fmt: str) -> str:
     span = window_ms(window)
     end = now_ms()
     grain = GRAINS[window]
@@ -257,3 +270,68 @@ class Summaries:
             except StoreError as exc:
                 self.archive.failed(exc.kind, str(exc))
             await asyncio.sleep(REFRESH_S)
+
+
+SHAPES = {"up": "●", "degraded": "▲", "down": "✕", "unknown": "◌"}
+
+
+def human_ms(ms: int | float | None) -> str:
+    """1 d 3 h, 18 min, 42 s: the two largest units that say it."""
+    if ms is None:
+        return "—"
+    seconds = int(ms // 1000)
+    units = (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1))
+    parts: list[str] = []
+    for unit, size in units:
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size} {unit}")
+            seconds %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+def _clock(ts: int, with_seconds: bool = True) -> str:
+    import datetime as _dt
+
+    moment = _dt.datetime.fromtimestamp(ts / 1000, tz=_dt.UTC).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+
+
+def render_text(document: dict[str, Any]) -> str:
+    """``healthmon history NAME``: the API's document, for a terminal."""
+    d = document
+    pct = d["uptime"]
+    lat = d["latency"]
+    lines = [
+        f"{d['service']}: last {d['window']}, "
+        f"known {human_ms(d['known_ms'])} of {human_ms(d['covered_ms'])} watched",
+        f"uptime {'—' if pct is None else f'{pct:.3f} %'}   up {human_ms(d['up_ms'])} · "
+        f"degraded {human_ms(d['degraded_ms'])} · down {human_ms(d['down_ms'])} · "
+        f"unknown {human_ms(d['unknown_ms'])}",
+        f"checks {d['checks']:,} · failed {d['failures']:,} · latency p50 "
+        f"{_ms(lat['p50'])} · p95 {_ms(lat['p95'])} · max {_ms(lat['max'])}",
+        "",
+    ]
+    for bucket in d["buckets"]:
+        status = bucket["status"]
+        share = bucket["uptime"]
+        lines.append(
+            f"{_clock(bucket['start'], with_seconds=False)}  {SHAPES[status]} {status:<8} "
+            f"{'' if share is None else f'{share:.2f} %'}"
+        )
+    lines.append("")
+    lines.append("incidents" if d["incidents"] else "no incidents in this window")
+    for item in d["incidents"]:
+        lines.append(
+            f"{_clock(item['start'])}  {SHAPES[item['status']]} {item['status']:<8} "
+            f"{human_ms(item['duration_ms']):<12}"
+            f"{'ongoing  ' if item['ongoing'] else ''}"
+            f"{'(then healthmon stopped)  ' if item['unwatched_after'] else ''}"
+            f"{item['reason'] or ''}"
+        )
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:g} ms"

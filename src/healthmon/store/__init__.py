@@ -31,6 +31,7 @@ __all__ = [
     "Totals",
     "create_store",
     "retention",
+    "sqlite_path",
 ]
 
 
@@ -46,9 +47,15 @@ def create_store(settings: HistorySettings, base: Path) -> HistoryStore:
         return PostgresStore(settings.url.get_secret_value())
     from healthmon.store.sqlite import MEMORY, SqliteStore
 
-    if settings.path == MEMORY:
-        return SqliteStore(MEMORY)
-    return SqliteStore(base / Path(settings.path).expanduser())
+    path = sqlite_path(settings, base)
+    return SqliteStore(MEMORY if path is None else path)
+
+
+def sqlite_path(settings: HistorySettings, base: Path) -> Path | None:
+    """The SQLite file ``settings`` name (None: PostgreSQL, or in memory)."""
+    if settings.url is not None or settings.path == ":memory:":
+        return None
+    return base / Path(settings.path).expanduser()
 
 
 def retention(settings: HistorySettings) -> Retention:

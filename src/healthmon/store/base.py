@@ -207,7 +207,7 @@ class Retention:
 
 
 class StoreUnusable(Exception):
-    """The store cannot be used as it is (corrupt, newer schema, read-only): the message says how."""
+    """The store cannot be used as it is (corrupt, newer, read-only); the message says how."""
 
 
 class StoreError(Exception):
@@ -243,6 +243,9 @@ class HistoryStore(Protocol):
         """Apply ``batch`` in one transaction, roll closed minutes up, prune."""
 
     async def first_seen(self) -> dict[str, int]: ...
+
+    async def last_alive(self) -> int | None:
+        """When the writer last wrote (None: never): open periods are known up to then."""
 
     async def totals(
         self, names: Sequence[str] | None, start_ms: int, end_ms: int

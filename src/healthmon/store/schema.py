@@ -80,9 +80,20 @@ _ADD = ", ".join(
     else f"{c} = CASE WHEN excluded.{c} > {{table}}.{c} THEN excluded.{c} ELSE {{table}}.{c} END"
     for c in VALUE_COLUMNS
 )
-_SUMS = ", ".join(
-    f"MAX({c})" if c == "latency_max" else f"SUM({c})" for c in VALUE_COLUMNS
-)  # fmt: skip
+
+
+def _sums(prefix: str = "") -> str:
+    """Each column's sum (its maximum for latency_max); integer sums stay integers
+    (PostgreSQL's SUM of a bigint is a numeric)."""
+    return ", ".join(
+        f"MAX({prefix}{c})" if c == "latency_max"
+        else f"SUM({prefix}{c})" if c == "latency_sum"
+        else f"CAST(SUM({prefix}{c}) AS BIGINT)"
+        for c in VALUE_COLUMNS
+    )  # fmt: skip
+
+
+_SUMS = _sums()
 
 
 def add_minutes() -> str:
@@ -123,23 +134,40 @@ def totals(parts: list[tuple[Grain, int, int]], names: int | None) -> str:
     where = ""
     if names is not None:
         where = f" WHERE s.name IN ({', '.join('?' for _ in range(names))})"
-    sums = ", ".join(
-        f"MAX(b.{c})" if c == "latency_max" else f"CAST(SUM(b.{c}) AS BIGINT)"
-        if c != "latency_sum" else f"SUM(b.{c})"
-        for c in VALUE_COLUMNS
-    )  # fmt: skip
     return (
-        f"SELECT s.name, {sums} FROM ({union}) AS b JOIN services s ON s.id = b.service_id"
+        f"SELECT s.name, {_sums('b.')} FROM ({union}) AS b JOIN services s ON s.id = b.service_id"
         f"{where} GROUP BY s.name"
     )
 
 
 def buckets(grain: Grain) -> str:
+    """One service's buckets in [?, ?); an hour or day still in progress includes
+    the minutes not yet rolled up into it (those from ``?``, the roll-up mark, on)."""
+    columns = ", ".join("b." + c for c in VALUE_COLUMNS)
+    if grain == "minute":
+        return (
+            f"SELECT b.start_ms, {columns} FROM minutes b JOIN services s ON s.id = b.service_id "
+            "WHERE s.name = ? AND b.start_ms >= ? AND b.start_ms < ? ORDER BY b.start_ms"
+        )
+    step = GRAIN_MS[grain]
     return (
-        f"SELECT b.start_ms, {', '.join('b.' + c for c in VALUE_COLUMNS)} FROM {TABLES[grain]} b "
-        "JOIN services s ON s.id = b.service_id "
-        "WHERE s.name = ? AND b.start_ms >= ? AND b.start_ms < ? ORDER BY b.start_ms"
+        f"SELECT b.start_ms, {_sums('b.')} FROM ("
+        f"SELECT service_id, start_ms, {_COLUMNS} FROM {TABLES[grain]} "
+        "WHERE start_ms >= ? AND start_ms < ? UNION ALL "
+        f"SELECT service_id, start_ms / {step} * {step}, {_COLUMNS} FROM minutes "
+        "WHERE start_ms >= ? AND start_ms < ?"
+        ") AS b JOIN services s ON s.id = b.service_id WHERE s.name = ? "
+        "GROUP BY b.start_ms ORDER BY b.start_ms"
     )
+
+
+def bucket_args(
+    grain: Grain, name: str, start_ms: int, end_ms: int, rolled_to: int | None
+) -> tuple[object, ...]:
+    if grain == "minute":
+        return (name, start_ms, end_ms)
+    unrolled = end_ms if rolled_to is None else max(start_ms, rolled_to)
+    return (start_ms, end_ms, unrolled, end_ms, name)
 
 
 _PERIOD = (

@@ -270,9 +270,15 @@ class SqliteStore:
                 schema.upsert_period(),
                 [
                     (
-                        ids[p.service], p.start_ms, p.end_ms, p.status, p.previous,
-                        p.reason, p.checks, p.monitor,
-                    )  # fmt: skip
+                        ids[p.service],
+                        p.start_ms,
+                        p.end_ms,
+                        p.status,
+                        p.previous,
+                        p.reason,
+                        p.checks,
+                        p.monitor,
+                    )
                     for p in batch.periods.values()
                     if p.service in ids
                 ],
@@ -320,6 +326,9 @@ class SqliteStore:
 
     # -- reading -------------------------------------------------------------
 
+    async def last_alive(self) -> int | None:
+        return await self._run(self._read_pool, lambda: _meta(self._reader(), "last_alive"))
+
     async def first_seen(self) -> dict[str, int]:
         def read() -> dict[str, int]:
             return dict(self._reader().execute("SELECT name, first_seen FROM services"))
@@ -344,8 +353,11 @@ class SqliteStore:
 
     async def buckets(self, name: str, grain: Grain, start_ms: int, end_ms: int) -> list[Bucket]:
         def read() -> list[Bucket]:
-            rows = self._reader().execute(schema.buckets(grain), (name, start_ms, end_ms))
-            return [Bucket(row[0], Totals.from_row(row[1:])) for row in rows]
+            db = self._reader()
+            rolled = _meta(db, "rolled_to")
+            args = schema.bucket_args(grain, name, start_ms, end_ms, rolled)
+            rows = db.execute(schema.buckets(grain), args)
+            return [Bucket(int(row[0]), Totals.from_row(row[1:])) for row in rows]
 
         return await self._run(self._read_pool, read)
 
@@ -372,10 +384,14 @@ class SqliteStore:
 GAP_REASON = "healthmon was not running"
 
 
+def _meta(db: sqlite3.Connection, key: str) -> int | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def _set_meta(db: sqlite3.Connection, **values: object) -> None:
     db.executemany(
         "INSERT INTO meta (key, value) VALUES (?, ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [(key, str(value)) for key, value in values.items()],
     )
-
