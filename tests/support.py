@@ -66,6 +66,8 @@ def make_settings(
                 "heartbeat_ms": heartbeat_ms,
             },
             "services": services,
+            # Each app its own history, gone with it: no file left behind.
+            "history": {"path": ":memory:"},
         }
     )
 

@@ -20,6 +20,7 @@ from healthmon.api import services_document
 from healthmon.app import create_app
 from healthmon.config import (
     BrokerSettings,
+    HistorySettings,
     MonitorSettings,
     ServiceSettings,
     Settings,
@@ -285,6 +286,7 @@ def test_every_key_is_live_or_needs_a_restart() -> None:
         "web": WebSettings,
         "monitor": MonitorSettings,
         "broker": BrokerSettings,
+        "history": HistorySettings,
         "services": ServiceSettings,
     }
     assert set(sections) == set(Settings.model_fields)

@@ -252,9 +252,8 @@ def history(name: str, window: str, fmt: str, config: Path | None) -> int:
 async def _read_history(settings: Settings, base: Path, name: str, window: str, fmt: str) -> str:
     store = create_store(settings.history, base)
     path = sqlite_path(settings.history, base)
-    if path is not None:
-        if not await asyncio.to_thread(path.exists):
-            raise StoreUnusable(f"no history yet at {path} (healthmon run writes it)")
+    if path is not None and not await asyncio.to_thread(path.exists):
+        raise StoreUnusable(f"no history yet at {path} (healthmon run writes it)")
     await store.open()
     try:
         if fmt in ("csv", "jsonl"):
