@@ -98,11 +98,6 @@ class SqliteStore:
     def _writer(self) -> sqlite3.Connection:
         if self._write_db is None:
             self._write_db = self._connect(read_only=False)
-            if not self.memory:
-                # WAL: readers never block the writer; NORMAL: a commit survives
-                # the process being killed (only a power cut can undo the last one).
-                self._write_db.execute("PRAGMA journal_mode = WAL")
-                self._write_db.execute("PRAGMA synchronous = NORMAL")
         return self._write_db
 
     def _reader(self) -> sqlite3.Connection:
@@ -155,6 +150,12 @@ class SqliteStore:
                 "choose another [history] path"
             )
         try:
+            if not self.memory:
+                # Only now that the file is known to be ours. WAL: readers never
+                # block the writer; NORMAL: a commit survives the process being
+                # killed (only a power cut can undo the last one).
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
             for step in range(version, schema.SCHEMA_VERSION):
                 db.execute("BEGIN IMMEDIATE")
                 for statement in schema.migration(step, "sqlite"):
