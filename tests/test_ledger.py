@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from hypothesis import given, settings
@@ -131,8 +132,10 @@ def test_percentiles_stay_within_their_bin_and_never_pass_the_maximum() -> None:
         t.add_latency(float(ms))
     p50 = t.percentile(0.5)
     p99 = t.percentile(0.99)
-    assert p50 is not None and 35 <= p50 <= 50
-    assert p99 is not None and 75 <= p99 <= 100
+    assert p50 is not None
+    assert 35 <= p50 <= 50
+    assert p99 is not None
+    assert 75 <= p99 <= 100
 
 
 STATUSES = st.sampled_from([Status.UP, Status.DEGRADED, Status.DOWN])
@@ -158,15 +161,20 @@ def test_every_millisecond_is_counted_once_and_periods_chain(
         else:
             f.check("svc", now, status)
         if index % cut == 0:
-            batch = f.ledger.take(now)
-            merged = batch if merged is None else (merged.merge(batch) or merged)
+            merged = _merged(merged, f.ledger.take(now))
     f.ledger.tick(now)
-    last = f.ledger.take(now)
-    merged = last if merged is None else (merged.merge(last) or merged)
+    merged = _merged(merged, f.ledger.take(now))
     got = total(merged)
     assert got.up_ms + got.degraded_ms + got.down_ms + got.unknown_ms == now - T0
     periods = sorted(merged.periods.values(), key=lambda p: p.start_ms)
-    for before, after in zip(periods, periods[1:], strict=False):
+    for before, after in itertools.pairwise(periods):
         assert before.end_ms == after.start_ms
         assert before.status != after.status
     assert not periods or periods[-1].end_ms is None
+
+
+def _merged(earlier: Batch | None, later: Batch) -> Batch:
+    if earlier is None:
+        return later
+    earlier.merge(later)
+    return earlier

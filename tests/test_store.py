@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -120,7 +121,7 @@ def test_the_pyramid_covers_a_window_without_overlap() -> None:
     """The parts a window is read from touch end to start, in order of use."""
     parts = pyramid(T0 + 90 * MINUTE_MS + 5, T0 + 3 * DAY_MS + 61 * MINUTE_MS)
     spans = sorted((lo, hi) for _, lo, hi in parts)
-    for (_, hi), (lo, _) in zip(spans, spans[1:], strict=False):
+    for (_, hi), (lo, _) in itertools.pairwise(spans):
         assert hi == lo
     assert {grain for grain, _, _ in parts} == {"minute", "hour", "day"}
 
@@ -204,7 +205,9 @@ async def test_a_bad_file_is_refused_in_one_line_and_left_untouched(
         await store.open()
     await store.close()
     message = str(refused.value)
-    assert says in message and str(path) in message and "\n" not in message
+    assert says in message
+    assert str(path) in message
+    assert "\n" not in message
     assert _digest(path) == before
 
 
