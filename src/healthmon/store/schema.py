@@ -96,13 +96,18 @@ def _sums(prefix: str = "") -> str:
 _SUMS = _sums()
 
 
-def add_minutes() -> str:
-    """Add one row of figures to a minute bucket (creating it)."""
+def add(grain: Grain = "minute") -> str:
+    """Add one row of figures to a bucket (creating it)."""
+    table = TABLES[grain]
     marks = ", ".join("?" for _ in range(len(VALUE_COLUMNS) + 2))
     return (
-        f"INSERT INTO minutes (service_id, start_ms, {_COLUMNS}) VALUES ({marks}) "
-        f"ON CONFLICT (service_id, start_ms) DO UPDATE SET {_ADD.format(table='minutes')}"
+        f"INSERT INTO {table} (service_id, start_ms, {_COLUMNS}) VALUES ({marks}) "
+        f"ON CONFLICT (service_id, start_ms) DO UPDATE SET {_ADD.format(table=table)}"
     )
+
+
+def add_minutes() -> str:
+    return add("minute")
 
 
 def roll_up(grain: Grain) -> str:

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from healthmon.store import schema
 from healthmon.store.base import (
+    GRAIN_MS,
     HOUR_MS,
     MINUTE_MS,
     Batch,
@@ -284,15 +285,20 @@ class SqliteStore:
                     if p.service in ids
                 ],
             )
-            db.executemany(
-                schema.add_minutes(),
-                [
-                    (ids[name], start, *totals.row())
-                    for (name, start), totals in batch.minutes.items()
-                    if name in ids
-                ],
-            )
-            self._roll_up(db, batch)
+            rows = [
+                (ids[name], start, *totals.row())
+                for (name, start), totals in batch.minutes.items()
+                if name in ids
+            ]
+            db.executemany(schema.add("minute"), rows)
+            rolled = _meta(db, "rolled_to")
+            if rolled is not None:
+                # Minutes already rolled up (a clock stepped back) add to their hour and day too.
+                for grain in LATER_GRAINS:
+                    step = GRAIN_MS[grain]
+                    late = [(i, s // step * step, *v) for i, s, *v in rows if s < rolled]
+                    db.executemany(schema.add(grain), late)
+            self._roll_up(db, batch, rolled)
             if batch.now_ms - self._pruned_at >= HOUR_MS:
                 for table, statement in schema.prune():
                     keep = {
@@ -309,21 +315,18 @@ class SqliteStore:
         if batch.now_ms - self._pruned_at >= HOUR_MS:
             self._pruned_at = batch.now_ms
 
-    def _roll_up(self, db: sqlite3.Connection, batch: Batch) -> None:
+    def _roll_up(self, db: sqlite3.Connection, batch: Batch, rolled: int | None) -> None:
         """Add every minute that is over and not yet added to its hour and day."""
         closed = batch.now_ms // MINUTE_MS * MINUTE_MS
-        row = db.execute("SELECT value FROM meta WHERE key = 'rolled_to'").fetchone()
-        if row is None:
-            earliest = min((start for _, start in batch.minutes), default=closed)
-            rolled = min(earliest, closed)
-        else:
-            rolled = int(row[0])
-        if closed > rolled:
-            for grain in ("hour", "day"):
-                db.execute(schema.roll_up(grain), (rolled, closed))
+        start = rolled
+        if start is None:
+            start = min(min((s for _, s in batch.minutes), default=closed), closed)
+        if closed > start:
+            for grain in LATER_GRAINS:
+                db.execute(schema.roll_up(grain), (start, closed))
             _set_meta(db, rolled_to=closed)
-        elif row is None:
-            _set_meta(db, rolled_to=rolled)
+        elif rolled is None:
+            _set_meta(db, rolled_to=start)
 
     # -- reading -------------------------------------------------------------
 
@@ -383,6 +386,8 @@ class SqliteStore:
 
 
 GAP_REASON = "healthmon was not running"
+# The buckets minutes are rolled up into.
+LATER_GRAINS: tuple[Grain, ...] = ("hour", "day")
 
 
 def _meta(db: sqlite3.Connection, key: str) -> int | None:
