@@ -13,6 +13,12 @@ from healthmon.config import Settings
 from tests.support import System, make_settings
 
 
+@pytest.fixture(autouse=True)
+def _history_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test leaves a history file in the working folder: tests that want one say where."""
+    monkeypatch.setenv("HEALTHMON_HISTORY__PATH", ":memory:")
+
+
 @pytest.fixture
 def settings() -> Settings:
     return make_settings()

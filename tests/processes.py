@@ -25,12 +25,15 @@ class HealthmonProcess:
         port: int,
         env: Mapping[str, str],
         log: Path,
+        prefix: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.role = role
         self.port = port
         self.env = {**os.environ, **env}
         self.log = log
+        # Run under another command (e.g. unshare for a read-only mount).
+        self.prefix = tuple(prefix)
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -41,6 +44,7 @@ class HealthmonProcess:
         command = ["-m", "healthmon", "--config", str(self.config), "--role", self.role]
         with self.log.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
+                *self.prefix,
                 sys.executable,
                 *command,
                 env=self.env,

@@ -224,6 +224,15 @@ def _task_crashed(line: _Line) -> None:
         line.details.append(f"restart in {_text(restart)} s")
 
 
+def _history_problem(line: _Line) -> None:
+    line.take("kind")
+    line.details.append(_text(line.take("error")))
+
+
+def _history_where(line: _Line) -> None:
+    line.details.append(_text(line.take("where")))
+
+
 def _started(line: _Line) -> None:
     line.take("websocket")
     line.take("api")
@@ -254,7 +263,14 @@ _KINDS: dict[str, Callable[[_Line], None]] = {
     "component.switched": _component_switched,
     "task.crashed": _task_crashed,
     "healthmon.started": _started,
+    "history.unusable": _history_problem,
+    "history.error": _history_problem,
+    "history.opened": _history_where,
+    "history.writing": _history_where,
+    "history.recovered": _history_where,
 }
+# Lines that say what to do about a problem are never cut to the terminal's width.
+_WHOLE = frozenset({"history.unusable", "history.error"})
 
 
 def _clock(timestamp: Any) -> str:
@@ -316,7 +332,7 @@ class ClassroomRenderer:
         head = f"{_clock(event_dict.get('timestamp'))}  {subject} "
         details = visible("  ".join(d for d in line.details if d))
         room = self._room() - len(head) - max(len(verb), _VERB) - 2
-        text = _cut(details, room) if details else ""
+        text = details if event in _WHOLE else _cut(details, room) if details else ""
         if self.colour and paint:
             verb_shown = f"{paint}{verb}{_RESET}" + " " * (_VERB - len(verb))
         else:
