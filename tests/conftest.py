@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestServer
 
 from healthmon.app import create_app
 from healthmon.config import Settings
+from tests.rabbitmq.server import RabbitMQServer, running_node
 from tests.support import System, make_settings
 
 
@@ -17,6 +18,17 @@ from tests.support import System, make_settings
 def _history_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test leaves a history file in the working folder: tests that want one say where."""
     monkeypatch.setenv("HEALTHMON_HISTORY__PATH", ":memory:")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQServer]:
+    """A real RabbitMQ node for the session (broker and history-topology tests).
+
+    Started once (a cold start takes seconds) and never skipped: without a
+    RabbitMQ server the fixture fails with the reason.
+    """
+    with running_node(RabbitMQServer) as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,18 +1,14 @@
-"""A real RabbitMQ node for the session, and brokers connected to it.
-
-The node is started once (a cold start takes seconds) and is never skipped:
-without a RabbitMQ server the fixture fails with the reason.
-"""
+"""Brokers connected to the session's RabbitMQ node (``rabbitmq``, in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from healthmon.broker.rabbitmq import RabbitMQBroker
-from tests.rabbitmq.server import RabbitMQServer, running_node
+from tests.rabbitmq.server import RabbitMQServer
 
 HERE = Path(__file__).parent
 
@@ -21,12 +17,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.rabbitmq)
-
-
-@pytest.fixture(scope="session")
-def rabbitmq() -> Iterator[RabbitMQServer]:
-    with running_node(RabbitMQServer) as server:
-        yield server
 
 
 @pytest.fixture
