@@ -3,9 +3,9 @@
 A store that cannot be opened (a corrupt or newer file, a read-only folder,
 PostgreSQL not answering) stops nothing: one line says what happened, the
 rest of healthmon runs without history, and opening is tried again every
-``REOPEN_S`` until it works. Every failure after that is logged once per
-kind (until history works again), counted in ``/metrics``, and shown on the
-page as "history unavailable".
+``REOPEN_S`` until it works. Every failure is logged once per kind (until
+history works again), counted in ``/metrics``, and shown on the page as
+"history unavailable".
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class Archive:
             tell(kind)
         changed = self.problem != message
         self.problem = message
-        if message not in self._logged:
-            self._logged.add(message)
+        if kind not in self._logged:
+            self._logged.add(kind)
             log.error(event, kind=kind, error=message)
         if changed:
             for listener in self.on_change:
