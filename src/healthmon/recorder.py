@@ -35,12 +35,7 @@ from healthmon.store.base import MINUTE_MS
 
 log = structlog.get_logger(__name__)
 
-UNKNOWN = Status.UNKNOWN.value
-_TIME_FIELD = {
-    Status.UP.value: "up_ms",
-    Status.DEGRADED.value: "degraded_ms",
-    Status.DOWN.value: "down_ms",
-}
+UNKNOWN = Status.UNKNOWN
 # A non-writer asks for the writer's lock this often.
 LEAD_RETRY_S = 2.0
 # What a batch that cannot be written may hold before its oldest minutes go.
@@ -54,11 +49,14 @@ class _Track:
     stale_after: int
     cursor: int
     # The shown status (None before the first check) and when the latest check arrived.
-    status: str | None = None
+    status: Status | None = None
     last_check: int | None = None
     # The period open now: its status and start (None: no period open).
-    period: str | None = None
+    period: Status | None = None
     period_start: int = 0
+    # The batch's bucket for the minute starting at ``minute``: most checks land in it.
+    minute: int = -1
+    totals: Totals | None = None
 
     def fresh_until(self) -> int | None:
         return None if self.last_check is None else self.last_check + self.stale_after
@@ -107,20 +105,30 @@ class Ledger:
 
     # -- time ----------------------------------------------------------------
 
-    def _minute(self, name: str, ts: int) -> Totals:
-        key = (name, ts // MINUTE_MS * MINUTE_MS)
+    def _minute(self, name: str, track: _Track, ts: int) -> Totals:
+        start = ts - ts % MINUTE_MS
+        if start == track.minute and track.totals is not None:
+            return track.totals
+        key = (name, start)
         totals = self._batch.minutes.get(key)
         if totals is None:
             totals = self._batch.minutes[key] = Totals()
+        track.minute, track.totals = start, totals
         return totals
 
-    def _spend(self, name: str, start: int, end: int, status: str | None) -> None:
+    def _spend(self, name: str, track: _Track, start: int, end: int, status: Status | None) -> None:
         """Add [start, end) to ``status``'s time (unknown for None), minute by minute."""
-        field = _TIME_FIELD.get(status or UNKNOWN, "unknown_ms")
         while start < end:
-            stop = min(end, (start // MINUTE_MS + 1) * MINUTE_MS)
-            totals = self._minute(name, start)
-            setattr(totals, field, getattr(totals, field) + stop - start)
+            stop = min(end, start - start % MINUTE_MS + MINUTE_MS)
+            totals = self._minute(name, track, start)
+            if status is Status.UP:
+                totals.up_ms += stop - start
+            elif status is Status.DOWN:
+                totals.down_ms += stop - start
+            elif status is Status.DEGRADED:
+                totals.degraded_ms += stop - start
+            else:
+                totals.unknown_ms += stop - start
             start = stop
 
     def _account(self, name: str, track: _Track, until: int) -> None:
@@ -129,8 +137,8 @@ class Ledger:
             return
         fresh_until = track.fresh_until()
         split = track.cursor if fresh_until is None else max(track.cursor, min(until, fresh_until))
-        self._spend(name, track.cursor, split, track.status)
-        self._spend(name, split, until, None)
+        self._spend(name, track, track.cursor, split, track.status)
+        self._spend(name, track, split, until, None)
         track.cursor = until
 
     # -- periods -------------------------------------------------------------
@@ -140,7 +148,9 @@ class Ledger:
             return
         key = (name, track.period_start)
         # Opened in an earlier batch, the store needs only its end.
-        opened = self._batch.periods.get(key) or Period(name, track.period_start, track.period)
+        opened = self._batch.periods.get(key) or Period(
+            name, track.period_start, track.period.value
+        )
         self._batch.periods[key] = dataclasses.replace(opened, end_ms=max(at, track.period_start))
         track.period = None
 
@@ -149,7 +159,7 @@ class Ledger:
         name: str,
         track: _Track,
         at: int,
-        status: str,
+        status: Status,
         reason: str | None,
         checks: str | None = None,
         monitor: str | None = None,
@@ -159,29 +169,40 @@ class Ledger:
         at = max(at, track.period_start)
         track.period, track.period_start = status, at
         self._batch.periods[(name, at)] = Period(
-            name, at, status, None, previous, reason, checks, monitor
+            name, at, status.value, None, previous and previous.value, reason, checks, monitor
         )
 
     # -- what the monitor tells ------------------------------------------------
 
     def result(self, result: CheckResult, shown: StatusUpdate, now: int) -> None:
-        """One check's result, and the state it left shown (after thresholds)."""
-        track = self._tracks.get(result.service)
+        """One check's result, and the state it left shown (after thresholds).
+
+        The common case (the same state, checked in time) only counts the
+        check: its time is accounted at the next tick, all of it fresh.
+        """
+        name = result.service
+        track = self._tracks.get(name)
         if track is None:
             return
-        status = shown.effective_status.value
-        at = max(track.cursor, min(now, shown.since or now))
-        self._account(result.service, track, at)
-        track.status = status
+        status = shown.effective_status
+        if (
+            status is not track.status
+            or track.period is not status
+            or track.last_check is None
+            or now > track.last_check + track.stale_after
+        ):
+            at = max(track.cursor, min(now, shown.since or now))
+            self._account(name, track, at)
+            track.status = status
+            if track.period is not status:
+                checks = (
+                    json.dumps([c.model_dump(mode="json") for c in shown.checks])
+                    if shown.checks
+                    else None
+                )
+                self._open(name, track, at, status, shown.reason, checks, shown.monitor)
         track.last_check = now
-        if track.period != status:
-            checks = (
-                json.dumps([c.model_dump(mode="json") for c in shown.checks])
-                if shown.checks
-                else None
-            )
-            self._open(result.service, track, at, status, shown.reason, checks, shown.monitor)
-        totals = self._minute(result.service, now)
+        totals = self._minute(name, track, now)
         totals.checks += 1
         if result.status is Status.DOWN:
             totals.failures += 1
@@ -206,6 +227,8 @@ class Ledger:
         """Everything gathered so far, as one batch; the ledger starts a new one."""
         batch, self._batch = self._batch, self._new_batch(now)
         batch.now_ms = now
+        for track in self._tracks.values():
+            track.totals = None
         return batch
 
 

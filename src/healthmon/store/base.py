@@ -75,8 +75,9 @@ class Totals:
     def add_latency(self, latency_ms: float) -> None:
         self.latency_n += 1
         self.latency_sum += latency_ms
-        self.latency_max = max(self.latency_max, latency_ms)
-        self.bins[latency_bin(latency_ms)] += 1
+        if latency_ms > self.latency_max:
+            self.latency_max = latency_ms
+        self.bins[bisect.bisect_left(LATENCY_EDGES, latency_ms)] += 1
 
     def percentile(self, q: float) -> float | None:
         """The latency below which ``q`` of the samples fell, to within its bin.
