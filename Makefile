@@ -23,7 +23,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run  ## start everything: page on http://localhost:4000/
 	$(BIN)/python -m healthmon $(ARGS)
 
-system-deps:  ## chromium and rabbitmq-server for the tests (apt-get where it exists)
+system-deps:  ## chromium, rabbitmq-server, postgresql and nodejs for the tests (apt-get where it exists)
 	@bash scripts/system-deps.sh
 
 lint: $(VENV)/.installed-dev

@@ -6,12 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from healthmon.app import create_app
 from healthmon.config import Settings
 from tests.rabbitmq.server import RabbitMQServer, running_node
-from tests.support import System, make_settings
+from tests.support import System, make_settings, running_system
 
 
 @pytest.fixture(autouse=True)
@@ -38,16 +36,8 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def system(settings: Settings) -> AsyncIterator[System]:
-    server = TestServer(create_app(settings), host="127.0.0.1", port=settings.web.port)
-    await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        running = System(settings, server, session)
-        try:
-            yield running
-        finally:
-            for ws in running.sockets:
-                await ws.close()
-            await server.close()
+    async with running_system(settings) as running:
+        yield running
 
 
 @pytest.fixture

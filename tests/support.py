@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer, unused_port
 
+from healthmon.app import create_app
 from healthmon.config import Settings
 
 NAMES = ("auth", "billing", "notifications", "analytics")
@@ -102,6 +103,36 @@ class Messages:
         )
         data: dict[str, Any] = message["data"]
         return data
+
+
+async def poll(
+    what: Callable[[], Awaitable[Any]], check: Callable[[Any], bool], within: float = 20.0
+) -> Any:
+    """Ask ``what()`` until ``check`` holds, for what offers no event to wait on (another
+    process's API, a store's thread); fails with the last answer after ``within`` s."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await what()
+        if check(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached within {within} s: {value!r}")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running_system(settings: Settings) -> AsyncIterator[System]:
+    """The real app for ``settings`` on its port, with a session; closed after."""
+    server = TestServer(create_app(settings), host="127.0.0.1", port=settings.web.port)
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        running = System(settings, server, session)
+        try:
+            yield running
+        finally:
+            for ws in running.sockets:
+                await ws.close()
+            await server.close()
 
 
 @dataclass

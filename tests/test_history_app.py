@@ -5,17 +5,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from healthmon.app import create_app
 from healthmon.config import HistorySettings
-from tests.support import System, make_settings
+from tests.support import System, make_settings, poll, running_system
 
 
 @pytest.fixture
@@ -24,27 +20,8 @@ async def on_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     monkeypatch.delenv("HEALTHMON_HISTORY__PATH")
     history = HistorySettings(path=str(tmp_path / "history.sqlite3"), flush_ms=200)
     settings = make_settings(("auth", "billing")).model_copy(update={"history": history})
-    server = TestServer(create_app(settings), host="127.0.0.1", port=settings.web.port)
-    await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        running = System(settings, server, session)
-        try:
-            yield running
-        finally:
-            for ws in running.sockets:
-                await ws.close()
-            await server.close()
-
-
-async def until(what: Callable[[], Awaitable[Any]], check: Callable[[Any], bool]) -> Any:
-    """Poll an API until ``check`` holds: the store's thread offers no event to wait on."""
-    deadline = time.monotonic() + 15
-    while True:
-        value = await what()
-        if check(value):
-            return value
-        assert time.monotonic() < deadline, f"not reached: {value!r}"
-        await asyncio.sleep(0.05)
+    async with running_system(settings) as running:
+        yield running
 
 
 async def test_a_locked_database_delays_no_push_and_loses_no_time(
@@ -55,13 +32,13 @@ async def test_a_locked_database_delays_no_push_and_loses_no_time(
     second of the outage is in the history."""
     system = on_file
     services = lambda: system.get("/api/services")  # noqa: E731
-    await until(services, lambda d: d["history"]["available"] and d["services"][1]["uptime"])
+    await poll(services, lambda d: d["history"]["available"] and d["services"][1]["uptime"])
     page = await system.connected()
 
     blocker = sqlite3.connect(tmp_path / "history.sqlite3", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        locked = await until(services, lambda d: not d["history"]["available"])
+        locked = await poll(services, lambda d: not d["history"]["available"])
         assert "locked" in locked["history"]["problem"]
         went_down = time.monotonic()
         await system.set_mode("billing", "down")
@@ -83,9 +60,9 @@ async def test_a_locked_database_delays_no_push_and_loses_no_time(
         blocker.close()
     # A push is not held up by the stuck writes (they wait in the store's thread).
     assert told_after < 1.0
-    recovered = await until(services, lambda d: d["history"]["available"])
+    recovered = await poll(services, lambda d: d["history"]["available"])
     assert recovered["history"]["problem"] is None
-    figures = await until(
+    figures = await poll(
         lambda: system.get("/api/services/billing/history?window=1h"),
         lambda d: d["down_ms"] >= 3_000,
     )

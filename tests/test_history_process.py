@@ -20,7 +20,7 @@ import pytest
 from healthmon.models import now_ms
 from healthmon.store.sqlite import SqliteStore
 from tests.processes import HealthmonProcess
-from tests.support import free_ports
+from tests.support import free_ports, poll
 
 FLUSH_MS = 500
 GAP = "healthmon was not running"
@@ -77,18 +77,6 @@ async def get(session: aiohttp.ClientSession, url: str) -> Any:
         return await response.json()
 
 
-async def until(what: Callable[[], Any], check: Callable[[Any], bool], within: float = 20.0) -> Any:
-    """Poll ``what()`` until ``check`` holds (a running process offers no event to wait on)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await what()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {within} s: {value!r}")
-        await asyncio.sleep(0.1)
-
-
 async def set_mode(session: aiohttp.ClientSession, base: str, name: str, mode: str) -> None:
     async with session.post(f"{base}/api/mocks/{name}", json={"mode": mode}) as response:
         assert response.status == 200, await response.text()
@@ -107,17 +95,17 @@ async def test_down_40_s_then_stopped_20_s_reads_as_40_s_down_and_20_s_unknown(
     config = write_config(tmp_path)
     process = await healthmon(config, tmp_path / "run.log").start()
     base = process.base
-    await until(lambda: get(session, f"{base}/api/services"), _all_up)
+    await poll(lambda: get(session, f"{base}/api/services"), _all_up)
     await set_mode(session, base, "billing", "down")
     went_down = time.monotonic()
-    await until(history_of(session, base, "billing"), lambda d: d.get("incidents"))
+    await poll(history_of(session, base, "billing"), lambda d: d.get("incidents"))
     await asyncio.sleep(40 - (time.monotonic() - went_down))  # the scenario: 40 s down
     stopping = time.monotonic()
     assert await process.stop() == 0
     await asyncio.sleep(20 - (time.monotonic() - stopping))  # the scenario: 20 s stopped
     restarting = time.monotonic()
     await process.start()
-    figures = await until(history_of(session, base, "billing"), _gap_closed)
+    figures = await poll(history_of(session, base, "billing"), _gap_closed)
     restart_took = time.monotonic() - restarting
     await process.stop()
     assert 39_000 <= figures["down_ms"] <= 41_500, figures
@@ -160,9 +148,9 @@ async def test_kill_9_while_writing_loses_at_most_a_batch_and_history_goes_on(
     database = tmp_path / "data" / "history.sqlite3"
     process = await healthmon(config, tmp_path / "run.log").start()
     base = process.base
-    await until(lambda: get(session, f"{base}/api/services"), _all_up)
+    await poll(lambda: get(session, f"{base}/api/services"), _all_up)
     await set_mode(session, base, "billing", "down")
-    before = await until(
+    before = await poll(
         history_of(session, base, "billing"), lambda d: d.get("down_ms", 0) >= 3_000
     )
     killed_at = now_ms()
@@ -172,7 +160,7 @@ async def test_kill_9_while_writing_loses_at_most_a_batch_and_history_goes_on(
     lost = killed_at - _meta(database, "last_alive")
     assert 0 <= lost <= 2 * FLUSH_MS + 500, lost
     await process.start()
-    after = await until(history_of(session, base, "billing"), _gap_closed)
+    after = await poll(history_of(session, base, "billing"), _gap_closed)
     await process.stop()
     assert after["down_ms"] >= before["down_ms"]
     assert after["incidents"][-1]["reason"] == "connection refused"
@@ -221,14 +209,14 @@ async def test_a_bad_history_file_stops_nothing(
     process = await healthmon(config, log, prefix).start()
     base = process.base
     try:
-        document = await until(
+        document = await poll(
             lambda: get(session, f"{base}/api/services"),
             lambda d: all(s["status"] == "up" for s in d["services"]),
         )
         assert document["history"]["available"] is False
         assert says in document["history"]["problem"]
         await set_mode(session, base, "billing", "down")
-        await until(
+        await poll(
             lambda: get(session, f"{base}/api/services"),
             lambda d: [s["status"] for s in d["services"]] == ["up", "down"],
         )

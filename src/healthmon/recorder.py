@@ -30,12 +30,14 @@ import structlog
 from healthmon.archive import Archive
 from healthmon.config import HistorySettings
 from healthmon.models import CheckResult, Status, StatusUpdate, now_ms
-from healthmon.store import Batch, Period, StoreError, Totals, retention
+from healthmon.store import Batch, HistoryStore, Period, StoreError, Totals, retention
 from healthmon.store.base import MINUTE_MS
 
 log = structlog.get_logger(__name__)
 
 UNKNOWN = Status.UNKNOWN
+# The kind of store error that says another process writes now.
+LEAD_LOST = "lead_lost"
 # A non-writer asks for the writer's lock this often.
 LEAD_RETRY_S = 2.0
 # What a batch that cannot be written may hold before its oldest minutes go.
@@ -223,6 +225,17 @@ class Ledger:
                 self._open(name, track, fresh_until, UNKNOWN, f"no fresh check for {seconds:g} s")
             self._account(name, track, now)
 
+    def bound(self, rows: int) -> None:
+        """While writes fail, the batch being gathered keeps at most ``rows`` minute
+        rows: the oldest go first, said once per cut."""
+        excess = len(self._batch.minutes) - rows
+        if excess > 0:
+            for key in sorted(self._batch.minutes, key=lambda k: k[1])[:excess]:
+                del self._batch.minutes[key]
+            for track in self._tracks.values():
+                track.totals = None
+            log.warning("history.dropped", minutes=excess)
+
     def take(self, now: int) -> Batch:
         """Everything gathered so far, as one batch; the ledger starts a new one."""
         batch, self._batch = self._batch, self._new_batch(now)
@@ -264,37 +277,50 @@ class Recorder:
         await self.archive.opened.wait()
         store = self.archive.store
         assert store is not None
-        while self.ledger is None:
+        while True:
+            if self.ledger is None:
+                await self._lead(store)
+            await asyncio.sleep(self.settings.flush_ms / 1000)
+            await self.flush()
+
+    async def _lead(self, store: HistoryStore) -> None:
+        """Wait to become the writer; then close what the last one left open."""
+        while True:
             try:
                 if await store.try_lead(self.writer):
                     now = now_ms()
                     gaps = await store.recover(now)
                     self.ledger = Ledger(self.writer, self.stale_after, now, gaps)
                     log.info("history.writing", where=store.where, writer=self.writer)
-                    break
+                    return
             except StoreError as exc:
                 self.archive.failed(exc.kind, str(exc))
             await asyncio.sleep(LEAD_RETRY_S)
-        while True:
-            await asyncio.sleep(self.settings.flush_ms / 1000)
-            await self.flush()
 
     async def flush(self) -> bool:
-        """Write what was gathered (and anything a failed write left); True when written."""
+        """Write what was gathered; True when written.
+
+        A batch that failed is retried alone, with its own number, before
+        anything newer is taken: if its commit did go through, the store
+        knows the number and applies it once. Meanwhile the ledger keeps
+        gathering, minute by minute, into the next batch.
+        """
         store = self.archive.store
         if self.ledger is None or store is None:
             return False
         now = now_ms()
         self.ledger.tick(now)
-        batch = self.ledger.take(now)
-        if self._pending is not None:
-            self._pending.merge(batch)
-            batch = self._pending
+        if self._pending is None:
+            self._pending = self.ledger.take(now)
         try:
-            await store.write(batch, retention(self.settings))
+            await store.write(self._pending, retention(self.settings))
         except StoreError as exc:
-            self._pending = _bounded(batch)
             self.archive.failed(exc.kind, str(exc))
+            if exc.kind == LEAD_LOST:
+                # Another monitor writes now: what this one gathered is not needed.
+                self.ledger = self._pending = None
+            else:
+                self.ledger.bound(MAX_PENDING)
             return False
         self._pending = None
         self.writes += 1
@@ -305,13 +331,3 @@ class Recorder:
         """A last write, so a clean stop loses nothing."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), FINAL_WRITE_S)
-
-
-def _bounded(batch: Batch) -> Batch:
-    """A batch kept for retry never grows past ``MAX_PENDING`` rows: the oldest minutes go."""
-    excess = len(batch.minutes) - MAX_PENDING
-    if excess > 0:
-        for key in sorted(batch.minutes, key=lambda k: k[1])[:excess]:
-            del batch.minutes[key]
-        log.warning("history.dropped", minutes=excess)
-    return batch

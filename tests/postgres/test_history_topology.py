@@ -7,10 +7,8 @@ when the writing monitor is killed the other takes over.
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import pytest
 from tests.processes import HealthmonProcess
 from tests.rabbitmq.server import RabbitMQServer
 from tests.rabbitmq.test_topology import Topology, until_status
+from tests.support import poll
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -41,17 +40,6 @@ async def topology(
             yield running
         finally:
             await running.close()
-
-
-async def until(what: Callable[[], Awaitable[Any]], check: Callable[[Any], bool]) -> Any:
-    """Poll ``what()`` until ``check`` holds (other processes offer no event to wait on)."""
-    deadline = time.monotonic() + 20
-    while True:
-        value = await what()
-        if check(value):
-            return value
-        assert time.monotonic() < deadline, f"not reached: {value!r}"
-        await asyncio.sleep(0.2)
 
 
 async def found(value: Any) -> Any:
@@ -80,14 +68,14 @@ async def test_two_monitors_store_each_change_once_and_count_time_once(
     monitors = [await topology.monitor(0).start(), await topology.monitor(1).start()]
     first_ws, second_ws = await topology.ws().start(), await topology.ws().start()
     messages, _ = await topology.client(first_ws)
-    await until(lambda: found(writer_of(monitors)), lambda w: w is not None)
+    await poll(lambda: found(writer_of(monitors)), lambda w: w is not None)
 
     await topology.set_mode("billing", "down")
     await until_status(messages, "billing", up=False)
     await topology.set_mode("billing", "up")
     await until_status(messages, "billing", up=True)
     # Read through the other ws process: the store is shared.
-    document = await until(
+    document = await poll(
         lambda: history(topology, second_ws, "billing"),
         lambda d: bool(d.get("incidents")) and not d["incidents"][0]["ongoing"],
     )
@@ -112,9 +100,9 @@ async def test_two_monitors_store_each_change_once_and_count_time_once(
     assert writer is not None
     other = monitors[1 - monitors.index(writer)]
     await writer.stop(signal.SIGKILL)
-    await until(lambda: found(writer_of([other])), lambda w: w is other)
+    await poll(lambda: found(writer_of([other])), lambda w: w is other)
     before = auth["known_ms"]
-    after = await until(
+    after = await poll(
         lambda: history(topology, first_ws, "auth"),
         lambda d: d.get("writing") and d["known_ms"] > before + 1_000,
     )

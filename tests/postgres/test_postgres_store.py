@@ -23,9 +23,9 @@ from healthmon.store import (
     Totals,
 )
 from healthmon.store import schema as schema_module
-from healthmon.store.base import DAY_MS, GRAIN_MS, HOUR_MS, MINUTE_MS
+from healthmon.store.base import DAY_MS, GAP_REASON, GRAIN_MS, HOUR_MS, MINUTE_MS
 from healthmon.store.postgres import PostgresStore, describe, error_kind
-from healthmon.store.sqlite import GAP_REASON, SqliteStore
+from healthmon.store.sqlite import SqliteStore
 from tests.postgres.server import PostgresServer, low_port
 
 T0 = 1_800_000_000_000 // DAY_MS * DAY_MS  # a UTC midnight

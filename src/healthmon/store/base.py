@@ -163,7 +163,8 @@ class Batch:
     """What a writer gathered since its last write: applied whole or not at all.
 
     ``writer``/``seq`` make a retry of a batch whose commit went unconfirmed
-    a no-op instead of counting its time twice.
+    a no-op instead of counting its time twice (a failed batch is retried
+    alone, with the same number).
     """
 
     writer: str
@@ -176,25 +177,6 @@ class Batch:
     # Additions to minute buckets, keyed by (service, minute start).
     minutes: dict[tuple[str, int], Totals] = field(default_factory=dict)
 
-    def merge(self, later: Batch) -> None:
-        """Fold ``later`` into this batch (one still waiting to be written)."""
-        self.seq = later.seq
-        self.now_ms = max(self.now_ms, later.now_ms)
-        for name, ts in later.first_seen.items():
-            self.first_seen.setdefault(name, ts)
-        for key, period in later.periods.items():
-            earlier = self.periods.get(key)
-            # A close of a period opened in an earlier batch carries only its end.
-            self.periods[key] = (
-                period if earlier is None else dataclasses.replace(earlier, end_ms=period.end_ms)
-            )
-        for key, totals in later.minutes.items():
-            mine = self.minutes.get(key)
-            if mine is None:
-                self.minutes[key] = totals
-            else:
-                mine.add(totals)
-
     @property
     def size(self) -> int:
         return len(self.periods) + len(self.minutes)
@@ -205,6 +187,10 @@ class Retention:
     minutes_ms: int
     hours_ms: int
     days_ms: int
+
+
+# The reason of the unknown period that fills the time healthmon was stopped.
+GAP_REASON = "healthmon was not running"
 
 
 class StoreUnusable(Exception):

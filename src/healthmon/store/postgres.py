@@ -23,6 +23,7 @@ import asyncpg
 
 from healthmon.store import schema
 from healthmon.store.base import (
+    GAP_REASON,
     GRAIN_MS,
     HOUR_MS,
     MINUTE_MS,
@@ -36,7 +37,6 @@ from healthmon.store.base import (
     Totals,
     pyramid,
 )
-from healthmon.store.sqlite import GAP_REASON
 
 # Session advisory lock keys (64-bit, from sha256 of "healthmon history writer"
 # and "healthmon history migration"): advisory locks are per database, so two

@@ -185,7 +185,7 @@ def periods(by_name: bool) -> str:
     name = "s.name = ? AND " if by_name else ""
     return (
         f"{_PERIOD} WHERE {name}p.start_ms < ? AND (p.end_ms IS NULL OR p.end_ms > ?) "
-        "ORDER BY p.start_ms DESC LIMIT ?"
+        "ORDER BY p.start_ms DESC, s.name LIMIT ?"
     )
 
 
@@ -193,7 +193,7 @@ def changes() -> str:
     """Periods that began with a change from a known status: what the event log lists."""
     return (
         f"{_PERIOD} WHERE p.previous IS NOT NULL AND p.previous <> 'unknown' "
-        "AND p.status <> 'unknown' ORDER BY p.start_ms DESC LIMIT ?"
+        "AND p.status <> 'unknown' ORDER BY p.start_ms DESC, s.name LIMIT ?"
     )
 
 

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from healthmon.store import schema
 from healthmon.store.base import (
+    GAP_REASON,
     GRAIN_MS,
     HOUR_MS,
     MINUTE_MS,
@@ -205,12 +206,13 @@ class SqliteStore:
     # -- writing -------------------------------------------------------------
 
     def _service_ids(self, db: sqlite3.Connection, names: Sequence[str]) -> dict[str, int]:
+        """Ids of ``names``; those read now are kept only once the transaction commits."""
         missing = [n for n in names if n not in self._ids]
-        if missing:
-            marks = ", ".join("?" for _ in missing)
-            rows = db.execute(f"SELECT name, id FROM services WHERE name IN ({marks})", missing)
-            self._ids.update(dict(rows.fetchall()))
-        return self._ids
+        if not missing:
+            return self._ids
+        marks = ", ".join("?" for _ in missing)
+        rows = db.execute(f"SELECT name, id FROM services WHERE name IN ({marks})", missing)
+        return {**self._ids, **dict(rows.fetchall())}
 
     async def recover(self, now_ms: int) -> dict[str, int]:
         def recover() -> dict[str, int]:
@@ -308,6 +310,7 @@ class SqliteStore:
                     db.execute(statement, (batch.now_ms - keep,))
             _set_meta(db, last_alive=batch.now_ms, batch=f"{batch.writer}:{batch.seq}")
             db.execute("COMMIT")
+            self._ids = ids
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
@@ -358,9 +361,14 @@ class SqliteStore:
     async def buckets(self, name: str, grain: Grain, start_ms: int, end_ms: int) -> list[Bucket]:
         def read() -> list[Bucket]:
             db = self._reader()
-            rolled = _meta(db, "rolled_to")
-            args = schema.bucket_args(grain, name, start_ms, end_ms, rolled)
-            rows = db.execute(schema.buckets(grain), args)
+            # One snapshot: a roll-up between the two reads would count minutes twice.
+            db.execute("BEGIN")
+            try:
+                rolled = _meta(db, "rolled_to")
+                args = schema.bucket_args(grain, name, start_ms, end_ms, rolled)
+                rows = db.execute(schema.buckets(grain), args).fetchall()
+            finally:
+                db.execute("COMMIT")
             return [Bucket(int(row[0]), Totals.from_row(row[1:])) for row in rows]
 
         return await self._run(self._read_pool, read)
@@ -385,7 +393,6 @@ class SqliteStore:
         return await self._run(self._read_pool, read)
 
 
-GAP_REASON = "healthmon was not running"
 # The buckets minutes are rolled up into.
 LATER_GRAINS: tuple[Grain, ...] = ("hour", "day")
 
