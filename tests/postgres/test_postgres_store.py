@@ -284,7 +284,7 @@ async def test_a_database_of_schema_1_is_migrated_with_its_data(
         "INSERT INTO services (name, first_seen) VALUES ('svc', $1) RETURNING id", T0
     )
     await admin.execute(
-        schema_module.numbered(schema_module.add_minutes()),
+        schema_module.numbered(schema_module.add("minute")),
         service_id,
         T0,
         *Totals(up_ms=60_000, checks=2).row(),

@@ -24,7 +24,6 @@ import asyncpg
 from healthmon.store import schema
 from healthmon.store.base import (
     GAP_REASON,
-    GRAIN_MS,
     HOUR_MS,
     MINUTE_MS,
     Batch,
@@ -83,9 +82,8 @@ _ADD_SERVICE = schema.numbered(
 )
 _UPSERT_PERIOD = schema.numbered(schema.upsert_period())
 # The buckets minutes are rolled up into.
-LATER_GRAINS: tuple[Grain, ...] = ("hour", "day")
-_ADD = {grain: schema.numbered(schema.add(grain)) for grain in ("minute", *LATER_GRAINS)}
-_ROLL_UP = {grain: schema.numbered(schema.roll_up(grain)) for grain in LATER_GRAINS}
+_ADD = {grain: schema.numbered(schema.add(grain)) for grain in ("minute", *schema.LATER_GRAINS)}
+_ROLL_UP = {grain: schema.numbered(schema.roll_up(grain)) for grain in schema.LATER_GRAINS}
 _PRUNE = [(table, schema.numbered(sql)) for table, sql in schema.prune()]
 _SET_META = (
     "INSERT INTO meta (key, value) VALUES ($1, $2) "
@@ -417,48 +415,19 @@ class PostgresStore:
             ):
                 raise _LeadLost
             await db.executemany(_ADD_SERVICE, list(batch.first_seen.items()))
-            names = {p.service for p in batch.periods.values()}
-            names.update(name for name, _ in batch.minutes)
-            ids = await self._service_ids(db, sorted(names))
-            await db.executemany(
-                _UPSERT_PERIOD,
-                [
-                    (
-                        ids[p.service],
-                        p.start_ms,
-                        p.end_ms,
-                        p.status,
-                        p.previous,
-                        p.reason,
-                        p.checks,
-                        p.monitor,
-                    )
-                    for p in batch.periods.values()
-                    if p.service in ids
-                ],
-            )
-            rows = [
-                (ids[name], start, *totals.row())
-                for (name, start), totals in batch.minutes.items()
-                if name in ids
-            ]
+            ids = await self._service_ids(db, schema.batch_names(batch))
+            await db.executemany(_UPSERT_PERIOD, schema.period_rows(batch, ids))
+            rows = schema.minute_rows(batch, ids)
             await db.executemany(_ADD["minute"], rows)
             mark = await db.fetchval("SELECT value FROM meta WHERE key = 'rolled_to'")
             rolled = None if mark is None else int(mark)
             if rolled is not None:
-                # Minutes already rolled up (a clock stepped back) add to their hour and day too.
-                for grain in LATER_GRAINS:
-                    step = GRAIN_MS[grain]
-                    late = [(i, s // step * step, *v) for i, s, *v in rows if s < rolled]
-                    await db.executemany(_ADD[grain], late)
+                for grain in schema.LATER_GRAINS:
+                    await db.executemany(_ADD[grain], schema.late_rows(rows, rolled, grain))
             await self._roll_up(db, batch, rolled)
             if prune:
                 for table, statement in _PRUNE:
-                    keep = {
-                        "minutes": retention.minutes_ms,
-                        "hours": retention.hours_ms,
-                    }.get(table, retention.days_ms)
-                    await db.execute(statement, batch.now_ms - keep)
+                    await db.execute(statement, schema.prune_before(table, batch.now_ms, retention))
             await _set_meta(db, last_alive=batch.now_ms, batch=key)
         # Only ids that were committed are remembered: a rolled-back insert's
         # id is never given again (sequences do not roll back).

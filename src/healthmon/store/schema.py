@@ -9,8 +9,9 @@ PostgreSQL store numbers them (``$1``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-from healthmon.store.base import GRAIN_MS, VALUE_COLUMNS, Grain
+from healthmon.store.base import GRAIN_MS, VALUE_COLUMNS, Batch, Grain, Retention
 
 TABLES: dict[Grain, str] = {"minute": "minutes", "hour": "hours", "day": "days"}
 # Integer time in epoch ms needs 64 bits; SQLite's INTEGER is, PostgreSQL's is not.
@@ -104,10 +105,6 @@ def add(grain: Grain = "minute") -> str:
         f"INSERT INTO {table} (service_id, start_ms, {_COLUMNS}) VALUES ({marks}) "
         f"ON CONFLICT (service_id, start_ms) DO UPDATE SET {_ADD.format(table=table)}"
     )
-
-
-def add_minutes() -> str:
-    return add("minute")
 
 
 def roll_up(grain: Grain) -> str:
@@ -208,3 +205,51 @@ OPEN_PERIODS = (
     "SELECT s.name, p.service_id, p.start_ms, p.status FROM periods p "
     "JOIN services s ON s.id = p.service_id WHERE p.end_ms IS NULL"
 )
+
+
+# -- a batch's rows, shaped once for both stores -------------------------------
+
+Row = tuple[object, ...]
+#: The buckets minutes are rolled up into.
+LATER_GRAINS: tuple[Grain, ...] = ("hour", "day")
+
+
+def batch_names(batch: Batch) -> list[str]:
+    """Every service a batch has rows for (their ids are needed first)."""
+    names = {p.service for p in batch.periods.values()}
+    names.update(name for name, _ in batch.minutes)
+    return sorted(names)
+
+
+def period_rows(batch: Batch, ids: Mapping[str, int]) -> list[Row]:
+    return [
+        (ids[p.service], p.start_ms, p.end_ms, p.status, p.previous, p.reason, p.checks, p.monitor)
+        for p in batch.periods.values()
+        if p.service in ids
+    ]
+
+
+def minute_rows(batch: Batch, ids: Mapping[str, int]) -> list[Row]:
+    return [
+        (ids[name], start, *totals.row())
+        for (name, start), totals in batch.minutes.items()
+        if name in ids
+    ]
+
+
+def late_rows(rows: list[Row], rolled: int, grain: Grain) -> list[Row]:
+    """Minute rows older than the roll-up mark (a clock stepped back), as ``grain`` rows:
+    their minute was already added to its hour and day, so they are added there too."""
+    step = GRAIN_MS[grain]
+    late = []
+    for service_id, start, *values in rows:
+        assert isinstance(start, int)
+        if start < rolled:
+            late.append((service_id, start // step * step, *values))
+    return late
+
+
+def prune_before(table: str, now_ms: int, retention: Retention) -> int:
+    """Rows of ``table`` starting (periods: ending) before this are past their retention."""
+    keep = {"minutes": retention.minutes_ms, "hours": retention.hours_ms}
+    return now_ms - keep.get(table, retention.days_ms)

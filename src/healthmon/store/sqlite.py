@@ -21,7 +21,6 @@ from typing import TypeVar
 from healthmon.store import schema
 from healthmon.store.base import (
     GAP_REASON,
-    GRAIN_MS,
     HOUR_MS,
     MINUTE_MS,
     Batch,
@@ -267,47 +266,18 @@ class SqliteStore:
                 "INSERT INTO services (name, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 batch.first_seen.items(),
             )
-            names = {p.service for p in batch.periods.values()}
-            names.update(name for name, _ in batch.minutes)
-            ids = self._service_ids(db, sorted(names))
-            db.executemany(
-                schema.upsert_period(),
-                [
-                    (
-                        ids[p.service],
-                        p.start_ms,
-                        p.end_ms,
-                        p.status,
-                        p.previous,
-                        p.reason,
-                        p.checks,
-                        p.monitor,
-                    )
-                    for p in batch.periods.values()
-                    if p.service in ids
-                ],
-            )
-            rows = [
-                (ids[name], start, *totals.row())
-                for (name, start), totals in batch.minutes.items()
-                if name in ids
-            ]
+            ids = self._service_ids(db, schema.batch_names(batch))
+            db.executemany(schema.upsert_period(), schema.period_rows(batch, ids))
+            rows = schema.minute_rows(batch, ids)
             db.executemany(schema.add("minute"), rows)
             rolled = _meta(db, "rolled_to")
             if rolled is not None:
-                # Minutes already rolled up (a clock stepped back) add to their hour and day too.
-                for grain in LATER_GRAINS:
-                    step = GRAIN_MS[grain]
-                    late = [(i, s // step * step, *v) for i, s, *v in rows if s < rolled]
-                    db.executemany(schema.add(grain), late)
+                for grain in schema.LATER_GRAINS:
+                    db.executemany(schema.add(grain), schema.late_rows(rows, rolled, grain))
             self._roll_up(db, batch, rolled)
             if batch.now_ms - self._pruned_at >= HOUR_MS:
                 for table, statement in schema.prune():
-                    keep = {
-                        "minutes": retention.minutes_ms,
-                        "hours": retention.hours_ms,
-                    }.get(table, retention.days_ms)
-                    db.execute(statement, (batch.now_ms - keep,))
+                    db.execute(statement, (schema.prune_before(table, batch.now_ms, retention),))
             _set_meta(db, last_alive=batch.now_ms, batch=f"{batch.writer}:{batch.seq}")
             db.execute("COMMIT")
             self._ids = ids
@@ -325,7 +295,7 @@ class SqliteStore:
         if start is None:
             start = min(min((s for _, s in batch.minutes), default=closed), closed)
         if closed > start:
-            for grain in LATER_GRAINS:
+            for grain in schema.LATER_GRAINS:
                 db.execute(schema.roll_up(grain), (start, closed))
             _set_meta(db, rolled_to=closed)
         elif rolled is None:
@@ -391,10 +361,6 @@ class SqliteStore:
             return [Period(*row) for row in self._reader().execute(schema.changes(), (limit,))]
 
         return await self._run(self._read_pool, read)
-
-
-# The buckets minutes are rolled up into.
-LATER_GRAINS: tuple[Grain, ...] = ("hour", "day")
 
 
 def _meta(db: sqlite3.Connection, key: str) -> int | None:
