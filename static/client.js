@@ -569,7 +569,7 @@ export function createClient(baseUrl, options = {}) {
       if (msg && typeof msg === "object" && !msg.type) msg.type = type;
       heard(c, msg);
     };
-    ["welcome", "initialSnapshot", "statusUpdate", "heartbeat", "configError"].forEach((type) => {
+    ["welcome", "initialSnapshot", "statusUpdate", "heartbeat", "configError", "historyState"].forEach((type) => {
       source.addEventListener(type, onEvent(type));
     });
     source.onmessage = onEvent("message");

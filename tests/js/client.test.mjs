@@ -150,6 +150,18 @@ test("with the WebSocket switched off the client moves to SSE at once, resuming,
   assert.ok(!r.seen.connection.includes("polling"));
 });
 
+test("a historyState event on SSE reaches the page's message listeners, as on the WebSocket", async () => {
+  const r = await live();
+  const heard = [];
+  r.hm.on("message", ({ message, via }) => { if (message.type === "historyState") heard.push([via, message.history]); });
+  const state = { available: false, problem: "the disk is full" };
+  r.ws.sockets[0].receive({ type: "historyState", history: state, ts: 1 });
+  r.ws.sockets[0].serverClose(1001);
+  r.es.sources[0].receive("welcome", { stream: "s1", seq: 5 });
+  r.es.sources[0].receive("historyState", { type: "historyState", history: { available: true, problem: null }, ts: 2 });
+  assert.deepEqual(heard, [["websocket", state], ["sse", { available: true, problem: null }]]);
+});
+
 test("while on SSE it probes the WebSocket with backoff and returns to it when it works", async () => {
   const r = await live();
   r.ws.sockets[0].serverClose(1001);
