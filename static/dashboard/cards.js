@@ -2,8 +2,8 @@
 // everything the store says, drawn; plus the markup of services a config
 // reload adds or removes (cloned from the <template>s the server rendered).
 
-import { $, RANK, SHAPES, WORDS, ago, announce, cardOf, clock, duration, escapeHtml, fmtMs, modalOf, noAnswer, rowOf, setText } from "./format.js";
-import { SAMPLES, UPTIME_WINDOW_MS, uptimeFigures } from "./history.js";
+import { $, RANK, SHAPES, WORDS, ago, announce, cardOf, clock, duration, escapeHtml, fmtMs, modalOf, noAnswer, rowOf, setText, span } from "./format.js";
+import { SAMPLES, STORED_WINDOWS, UPTIME_WINDOW_MS, percentText, storedFigures, uptimeFigures } from "./history.js";
 import { store } from "./store.js";
 
 const CHECKS_SHOWN = 3;
@@ -170,11 +170,88 @@ function bandCell(x, status) {
   return cell;
 }
 
+// ---- uptime -------------------------------------------------------------------
+
+// The stored figures replace the hour's once they know more than it does:
+// until then (a young server) they are the same figures, and the hour's
+// moves every second.
+const MEMORY_SLACK_MS = 60000;
+// A window known to within this share is shown without "(… known)".
+const WHOLE = 0.99;
+
+function renderUptime(card, svc, now) {
+  const line = $(card, "[data-role=uptime]");
+  const hour = uptimeFigures(svc, now);
+  const stored = store.history && store.history.available ? storedFigures(svc, now) : null;
+  if (stored && stored["30d"].knownMs > hour.knownMs + MEMORY_SLACK_MS) renderStored(line, stored);
+  else renderHour(line, hour);
+}
+
+// Labelled by the span it really covers: the hour, or since the server started.
+function renderHour(line, { percent, knownMs }) {
+  if (line.getAttribute("data-source") !== "memory") {
+    const value = document.createElement("span");
+    value.setAttribute("data-role", "uptime-value");
+    const windowText = document.createElement("span");
+    windowText.className = "muted";
+    windowText.setAttribute("data-role", "uptime-window");
+    line.replaceChildren(value, " ", windowText);
+    line.setAttribute("data-source", "memory");
+    line.removeAttribute("data-key");
+    line.removeAttribute("title");
+  }
+  setText($(line, "[data-role=uptime-value]"), "Uptime " + (typeof percent === "number" ? percent.toFixed(2) + " %" : "—"));
+  setText($(line, "[data-role=uptime-window]"), percent === null ? "" : knownMs >= UPTIME_WINDOW_MS - 1000 ? "(1 h)" : "since start (" + duration(knownMs) + ")");
+}
+
+// "(4 d known)" when a window is not (nearly) all known; nothing otherwise.
+function knownNote(f) {
+  return f.percent !== null && f.knownMs < WHOLE * f.windowMs ? " (" + span(f.knownMs, 1) + " known)" : "";
+}
+
+// "Uptime 24 h 99.99 % · 30 d 99.33 % (4 d known)"; both windows as one
+// ("24 h · 30 d") when everything known is in the last day.
+function renderStored(line, figures) {
+  const day = figures["24h"];
+  const month = figures["30d"];
+  const same = month.coveredMs <= day.windowMs && Math.abs(month.knownMs - day.knownMs) < MEMORY_SLACK_MS;
+  const parts = same ? [[STORED_WINDOWS.map((w) => w[2]).join(" · "), day]]
+    : STORED_WINDOWS.map(([key, , label]) => [label, figures[key]]);
+  const key = JSON.stringify(parts.map(([label, f]) => [label, percentText(f.percent), knownNote(f)]));
+  if (line.getAttribute("data-key") === key) return;
+  line.setAttribute("data-key", key);
+  line.setAttribute("data-source", "stored");
+  const word = document.createElement("span");
+  word.className = "uptime-word";
+  word.textContent = "Uptime ";
+  const children = [word];
+  parts.forEach(([label, f], i) => {
+    if (i) children.push(" · ");
+    const figure = document.createElement("span");
+    figure.className = "uptime-figure";
+    const name = document.createElement("span");
+    name.className = "uptime-label";
+    name.textContent = label;
+    figure.append(name, " " + percentText(f.percent));
+    const note = knownNote(f);
+    if (note) {
+      const known = document.createElement("span");
+      known.className = "muted";
+      known.textContent = note;
+      figure.append(known);
+    }
+    children.push(figure);
+  });
+  line.replaceChildren(...children);
+  line.title = "Stored history. " + STORED_WINDOWS.map(([key, , label]) => {
+    const f = figures[key];
+    return "Last " + label + ": " + (f.percent === null ? "nothing known" : percentText(f.percent) + " up over " + span(f.knownMs) + " known") +
+      (f.coveredMs < f.windowMs ? ", watched for " + span(f.coveredMs) : "") + ".";
+  }).join(" ");
+}
+
 function renderHistory(card, svc, now) {
-  // Labelled by the span it really covers: the hour, or since the server started.
-  const { percent, knownMs } = uptimeFigures(svc, now);
-  setText($(card, "[data-role=uptime-value]"), "Uptime " + (typeof percent === "number" ? percent.toFixed(2) + " %" : "—"));
-  setText($(card, "[data-role=uptime-window]"), percent === null ? "" : knownMs >= UPTIME_WINDOW_MS - 1000 ? "(1 h)" : "since start (" + duration(knownMs) + ")");
+  renderUptime(card, svc, now);
   const samples = svc.samples;
   const key = samples.length ? samples.length + ":" + samples[samples.length - 1].at + ":" + samples[0].at + ":" + samples[samples.length - 1].status : "0";
   const spark = $(card, "[data-role=spark]");
@@ -279,6 +356,14 @@ function renderConfigError() {
   setText($(banner, "[data-role=config-error-text]"), store.configError || "");
 }
 
+// A quiet line, not a banner: the page works, only the long view is missing.
+function renderHistoryNotice() {
+  const notice = document.getElementById("history-notice");
+  const down = !!store.history && store.history.available === false;
+  notice.hidden = !down;
+  setText($(notice, "[data-role=history-problem]"), down ? store.history.problem || "no reason given" : "");
+}
+
 /** Cards in config order, or problems first when asked (CSS order: no node moves, focus stays). */
 export function renderOrder() {
   const first = document.getElementById("problems-first").checked;
@@ -299,6 +384,7 @@ export function renderCards(now, lastPollAt) {
   renderConnection(now, lastPollAt);
   renderOrder();
   renderConfigError();
+  renderHistoryNotice();
 }
 
 // ---- services added or removed by a config reload ------------------------------

@@ -1,11 +1,12 @@
 // The control panel (mock modes, the monitor, the push channels), the theme
 // toggle and the card order switch; and what GET /api/services says besides
-// statuses (mocks, modes, uptime, the config error).
+// statuses (mocks, modes, uptime, stored history, the config error).
 
 import { clock } from "./format.js";
 import { syncControlRow, renderOrder } from "./cards.js";
-import { takeUptime } from "./history.js";
+import { takeStored, takeUptime } from "./history.js";
 import { changed, noteSince, seedLog, store } from "./store.js";
+import { reloadOpenStored, setHistory } from "./stored.js";
 
 const COMPONENTS = [["monitor", "Monitor"], ["ws", "WebSocket channel"], ["sse", "Server-Sent Events channel"]];
 let hm = null;
@@ -24,8 +25,10 @@ export function applyMeta(doc) {
       syncControlRow(svc);
     }
     if (s.history) takeUptime(svc, s.history, Date.now(), store.boardSince);
+    takeStored(svc, s.uptime, Date.now());
   });
   if ("config_error" in doc) store.configError = doc.config_error || null;
+  if ("history" in doc && setHistory(doc.history)) reloadOpenStored();
   seedLog(doc.log); // changes the server saw while this page was not listening
   applyControls(doc);
   changed();

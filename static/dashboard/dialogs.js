@@ -7,6 +7,7 @@
 import { $, cardOf, clock, modalOf } from "./format.js";
 import { setPill, gateAllows } from "./cards.js";
 import { store } from "./store.js";
+import { closeStored, loadStored, openStored } from "./stored.js";
 import { describeFailure } from "../client.js";
 
 const DATA_TIMEOUT_MS = 8000;
@@ -151,6 +152,7 @@ function openModal(name, opener) {
   dialog.show();
   $(dialog, "[data-action=close]").focus();
   loadModal(name);
+  openStored(name);
 }
 
 // The per-service form: ?q= to the data endpoint, the echo shown.
@@ -189,10 +191,11 @@ export function wireService(name) {
     });
   }
   if (!dialog) return;
-  $(dialog, "[data-action=refresh]").addEventListener("click", () => loadModal(name));
+  $(dialog, "[data-action=refresh]").addEventListener("click", () => { loadModal(name); loadStored(name); });
   $(dialog, "[data-action=close]").addEventListener("click", () => dialog.close());
   dialog.addEventListener("close", () => {
     modalRequests[name] = (modalRequests[name] || 0) + 1;
+    closeStored(name);
     const opener = openers[name];
     openers[name] = null;
     // Focus moves only if it was in the dialog (or nowhere): a teacher who
@@ -214,6 +217,7 @@ export function wireService(name) {
 /** A service going away: its dialog must not hand focus back to its card. */
 export function forgetService(name) {
   openers[name] = null;
+  closeStored(name);
 }
 
 // Escape closes the open data dialog (a non-modal dialog gets no close

@@ -60,3 +60,36 @@ export function noAnswer(status, reason) {
 export function duration(ms) {
   return ago(0, Math.max(0, ms));
 }
+
+const UNITS = [["d", 86400000], ["h", 3600000], ["min", 60000], ["s", 1000]];
+
+/** "4 d 17 h", "23 h 58 min", "45 s": a duration in its largest `parts` units, floored. */
+export function span(ms, parts = 2) {
+  let rest = Math.max(0, Math.floor(ms));
+  const out = [];
+  for (const [unit, size] of UNITS) {
+    if (out.length === parts) break;
+    if (rest >= size || (unit === "s" && !out.length)) {
+      out.push(Math.floor(rest / size) + " " + unit);
+      rest %= size;
+    } else if (out.length) {
+      break; // "4 d", not "4 d 0 h"
+    }
+  }
+  return out.join(" ");
+}
+
+const DAY = new Intl.DateTimeFormat("en-GB", { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" });
+const LOCAL_DAY = new Intl.DateTimeFormat("en-GB", { weekday: "short", day: "numeric", month: "short" });
+
+/** "Tue 1 Dec": the UTC day starting at `ms` (the server's day buckets are UTC days). */
+export function utcDay(ms) { return DAY.format(new Date(ms)); }
+
+/** "Tue 1 Dec 10:00": a local date and time. */
+export function when(ms) { return LOCAL_DAY.format(new Date(ms)) + " " + clock(ms).slice(0, 5); }
+
+/** "14:02:10" today, "Tue 1 Dec 14:02:10" on another day (stored history reaches back days). */
+export function stamp(ms, now) {
+  const same = new Date(ms).toDateString() === new Date(now).toDateString();
+  return same ? clock(ms) : LOCAL_DAY.format(new Date(ms)) + " " + clock(ms);
+}

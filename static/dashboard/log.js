@@ -1,7 +1,7 @@
 // The event log: status changes only, newest first, capped, each with time,
 // service, from → to, source (push or poll) and reason.
 
-import { SHAPES, clock } from "./format.js";
+import { SHAPES, stamp } from "./format.js";
 import { LOG_CAP, store } from "./store.js";
 
 function statusWord(status) {
@@ -23,7 +23,7 @@ function logItem(e) {
   li.setAttribute("data-source", e.source);
   const time = document.createElement("time");
   time.dateTime = new Date(e.ts).toISOString();
-  time.textContent = clock(e.ts);
+  time.textContent = stamp(e.ts, Date.now());
   const name = document.createElement("strong");
   name.textContent = e.service;
   const change = document.createElement("span");

@@ -4,16 +4,18 @@
 //   store.js    what the page shows          history.js  uptime and samples
 //   cards.js    cards, header, gating        log.js      the event log
 //   dialogs.js  data dialogs and forms       controls.js the control panel
+//   stored.js   stored history: its state, the dialogs' 90 days
 // No framework, no build step.
 
 import { createClient } from "../client.js";
 import { WORDS, announce, noAnswer } from "./format.js";
-import { addChange, addSample, takeHistory } from "./history.js";
+import { addChange, addSample, takeHistory, takeStored } from "./history.js";
 import { addLog, addService, changed, noteSince, seedLog, store, subscribe, sync } from "./store.js";
 import { gateCard, mountService, renderCards, unmountService } from "./cards.js";
 import { renderLog } from "./log.js";
 import { forgetService, renderModals, wireService } from "./dialogs.js";
 import { controlsOpen, refreshControls, refreshControlsSoon, setupControls } from "./controls.js";
+import { reloadOpenStored, setHistory } from "./stored.js";
 
 const boot = JSON.parse(document.getElementById("bootstrap").textContent);
 const bootServices = boot.services || [];
@@ -24,12 +26,23 @@ const hm = createClient(location.origin, {
   bind: false, // the cards are gated below, with the page's own legends
 });
 store.configError = boot.config_error || null;
+setHistory(boot.history);
 noteSince(bootServices);
 seedLog(boot.log); // the server's latest changes: the same log on every screen, after a reload too
 
 let started = false;
 const wired = new Set();
 let monitorAlive = boot.monitor ? boot.monitor.alive : null;
+
+// The server reads its stored figures every 5 s: ask for them a little after
+// history starts working (a historyState message carries none).
+const STORED_READ_MS = 6000;
+
+function historyChanged(value) {
+  if (!setHistory(value)) return;
+  reloadOpenStored();
+  if (store.history && store.history.available) window.setTimeout(refreshControls, STORED_READ_MS);
+}
 
 function setConfigError(error) {
   const value = typeof error === "string" && error ? error : null;
@@ -98,16 +111,24 @@ hm.on("message", ({ message: msg, at }) => {
       if (hm.monitor().alive !== false) {
         list.forEach((s) => { if (store.services[s.name]) takeHistory(store.services[s.name], s.history, at, store.boardSince); });
       }
+      list.forEach((s) => { if (store.services[s.name]) takeStored(store.services[s.name], s.uptime, at); });
     }
     if ("config_error" in msg) setConfigError(msg.config_error);
+    if ("history" in msg) historyChanged(msg.history);
     seedLog(msg.log);
     monitorAlive = hm.monitor().alive;
     refreshControls(); // a snapshot does not say which services are mocks, nor their modes
   } else if (msg.type === "statusUpdate" && msg.data && store.services[msg.data.service]) {
-    takeHistory(store.services[msg.data.service], msg.data.history, at, store.boardSince);
+    const svc = store.services[msg.data.service];
+    takeHistory(svc, msg.data.history, at, store.boardSince);
+    // Only a first stored figure: one read before this change would undo
+    // what the page has counted of it since (the next document corrects).
+    if (!svc.stored) takeStored(svc, msg.data.uptime, at);
     if (controlsOpen()) refreshControlsSoon();
   } else if (msg.type === "configError") {
     setConfigError(msg.error);
+  } else if (msg.type === "historyState") {
+    historyChanged(msg.history);
   } else if (msg.type === "heartbeat") {
     const alive = hm.monitor().alive;
     // Each heartbeat is one more point on every sparkline (a gap, marked
@@ -201,7 +222,10 @@ hm.start();
 const loadedAt = Date.now();
 bootServices.forEach((s) => {
   const svc = store.services[s.name];
-  if (svc) takeHistory(svc, s.history, loadedAt, store.boardSince);
+  if (svc) {
+    takeHistory(svc, s.history, loadedAt, store.boardSince);
+    takeStored(svc, s.uptime, loadedAt);
+  }
 });
 started = true;
 changed();

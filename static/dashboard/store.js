@@ -1,7 +1,8 @@
 // The page's one store: what the cards, the log and the header show. Live
 // state (status, reason, freshness, latency) is copied from the client module
 // (../client.js) after every change; the page adds only what is its own:
-// uptime changes and latency samples, the event log, mocks and modes.
+// uptime changes and latency samples, stored uptime, the event log, mocks
+// and modes.
 
 import { addChange, takeHistory } from "./history.js";
 
@@ -16,6 +17,8 @@ export const store = {
   channel: null, // the open push channel (websocket | sse), even while polling
   reconnectAt: null,
   configError: null,
+  // The server's stored history: {available, problem}, or null when it is off.
+  history: undefined,
   channels: { ws: null, sse: null }, // running, as GET /api/services last said
   // The oldest "since" the server has sent: about when its board first saw
   // its services, so how far back its uptime figures reach.
@@ -73,6 +76,7 @@ export function addService(info, entry, now) {
     wasStale: false, // what the card showed last, to announce a change once
     changes: [], // uptime: [ts, up], oldest first, after an optional base
     base: null,
+    stored: null, // the server's 24 h and 30 d figures: {at, windows}
     samples: [], // {at, latency, status}, oldest first, at most 60
   };
   store.services[info.name] = svc;
