@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,70 @@ def test_cli_exits_2_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"{path}: monitor.interval_ms: Input should be greater than 0" in result.stderr
+
+
+def _service_with(key: str, value: str) -> str:
+    return GOOD_SERVICE + f"{key} = {json.dumps(value)}\n"
+
+
+@pytest.mark.parametrize("key", ["health_path", "data_endpoint"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/readyz?verbose",
+        "/{",
+        "/{name}",
+        "/a:b/*/(x)+[y]",
+        "/caf\u00e9/\u30c7\u30fc\u30bf",
+        "/a%20b%2Fc",
+        "/a?x=1&y=%7B",
+        "//twice",
+        "/a;b=c/~user/.well-known/x",
+        "/q?",
+    ],
+)
+def test_odd_but_legal_paths_are_accepted(tmp_path: Path, key: str, value: str) -> None:
+    """A path with router-special characters, unicode, escapes or a query is valid as written."""
+    path = tmp_path / "config.toml"
+    path.write_text(_service_with(key, value))
+    service = load_settings(path).services[0]
+    assert getattr(service, key) == value
+
+
+@pytest.mark.parametrize("key", ["health_path", "data_endpoint"])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("health", "must start with '/'"),
+        ("/health#top", "must not carry a fragment"),
+        ("/a b", "must not contain whitespace"),
+        ("/a\tb", "must not contain whitespace"),
+        ("/a\u0085b", "must not contain whitespace"),
+        ("/a\x7fb", "control characters"),
+        ("/a\\b", "browsers read it as '/'"),
+        ("/100%", "has a '%' that starts no percent-escape"),
+        ("/a%zz", "has a '%' that starts no percent-escape"),
+        ("/a/../health", "'..' segment"),
+        ("/./health", "'.' or '..' segment"),
+        ("/a/%2e%2E/b", "'..' segment"),
+    ],
+)
+def test_paths_a_client_would_change_are_refused(
+    tmp_path: Path, key: str, value: str, expected: str
+) -> None:
+    """A path that a client would not send as written is refused in one line naming the key."""
+    path = tmp_path / "config.toml"
+    path.write_text(_service_with(key, value))
+    with pytest.raises(ConfigError) as error:
+        load_settings(path)
+    assert f"services[0].{key}: " in str(error.value)
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_url_path_follows_the_same_rule(tmp_path: Path) -> None:
+    """A service URL's own path is held to the rule its health_path is."""
+    path = tmp_path / "config.toml"
+    path.write_text(GOOD_SERVICE.replace(":3001", ":3001/a/../b"))
+    with pytest.raises(ConfigError, match=r"services\[0\]\.url: path has a '\.' or '\.\.' segment"):
+        load_settings(path)

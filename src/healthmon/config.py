@@ -12,12 +12,13 @@ import ipaddress
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -60,12 +61,46 @@ def _http_url(value: str) -> str:
         raise ValueError("has an invalid port (0); use 1-65535")
     if parts.query or parts.fragment:
         raise ValueError("must not carry a query or fragment")
+    if parts.path and (problem := path_problem(parts.path)) is not None:
+        raise ValueError(f"path {problem}")
     return value.rstrip("/")
 
 
-def _path(value: str) -> str:
+# A '%' that does not start a percent-escape: clients disagree on what it means.
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def path_problem(value: str) -> str | None:
+    """Why ``value`` is not a path (and query) that every client sends as written; None if it is.
+
+    One rule for every path a check asks for or a mock serves: the mock compares
+    the path it is asked for with this one, decoded, so any character the rule
+    lets through is served (no router pattern is ever made of it). What is left
+    out is what a client would change or drop on the way.
+    """
     if not value.startswith("/"):
-        raise ValueError("must start with '/'")
+        return "must start with '/'"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it has a lone surrogate)"
+    if "#" in value:
+        return "must not carry a fragment ('#...'): it is never sent; write '#' as %23"
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
+        return "must not contain whitespace or control characters; write a space as %20"
+    if "\\" in value:
+        return "must not contain '\\' (browsers read it as '/'); write it as %5C"
+    if _LONE_PERCENT.search(value):
+        return "has a '%' that starts no percent-escape like %20; write '%' as %25"
+    path = value.partition("?")[0]
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")):
+        return "has a '.' or '..' segment, which clients resolve away; write the path it leads to"
+    return None
+
+
+def _path(value: str) -> str:
+    if (problem := path_problem(value)) is not None:
+        raise ValueError(problem)
     return value
 
 
