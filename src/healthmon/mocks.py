@@ -209,12 +209,15 @@ class MockService:
         site = web.TCPSite(runner, self.service.host, self.service.port, reuse_address=True)
         try:
             await site.start()
-        except OSError as exc:
+        except BaseException as exc:
+            # Nothing half-started stays behind, whatever went wrong.
             await runner.cleanup()
-            raise StartupError(
-                f"mock {self.name!r} cannot listen on {self.service.host}:{self.service.port}: "
-                f"{exc.strerror or exc}"
-            ) from None
+            if isinstance(exc, OSError):
+                raise StartupError(
+                    f"mock {self.name!r} cannot listen on {self.service.host}:"
+                    f"{self.service.port}: {exc.strerror or exc}"
+                ) from None
+            raise
         self._runner = runner
 
     async def _close(self) -> None:
