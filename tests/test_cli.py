@@ -150,3 +150,21 @@ async def test_run_without_a_config_runs_the_demo(tmp_path: Path) -> None:
         ):
             document = await response.json()
         assert [s["name"] for s in document["services"]] == ["auth", "billing"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--role", "bogus"], "healthmon: argument --role: unknown role(s) 'bogus'"),
+        (["run", "--loop", "nope"], "argument --loop: invalid choice: 'nope'"),
+        (["check-config", "a.toml", "b.toml"], "unrecognized arguments: b.toml"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_a_flag_mistake_is_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    """A wrong flag or command is told in one line pointing at --help, with exit 2."""
+    result = run_healthmon(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr
+    assert "--help" in result.stderr
