@@ -33,7 +33,6 @@ from aiohttp.http import HttpVersion11
 
 from healthmon.hub import HEARTBEAT_SLICE, Encoded, Hub, Since, parse_since, send
 from healthmon.origins import origin_allowed
-from healthmon.security import add_headers
 from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
@@ -96,8 +95,6 @@ class EventStreams:
             # Unframed (HTTP/1.0), only the end of the connection can end the
             # stream: never keep it alive, whatever the request asks for.
             response.force_close()
-        # The guard adds these after the handler: too late for a stream.
-        add_headers(response, request)
         await response.prepare(request)
         transport = request.transport
         if transport is None:  # the client left already
