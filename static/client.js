@@ -22,9 +22,10 @@ export const VERSION = "1";
 const STATES = ["up", "degraded", "down", "unknown"];
 const PUSH = ["websocket", "sse"];
 const CHANNEL_NAMES = { websocket: "WebSocket", sse: "Server-Sent Events stream" };
+// The status words healthmon knows (healthmon/health.py); any other is "warn".
 const PASS = ["pass", "ok", "up"];
-const WARN = ["warn", "warning", "degraded"];
-const FAIL = ["fail", "error", "down"];
+const WARN = ["warn", "warning", "degraded", "unknown"];
+const FAIL = ["fail", "error", "down", "out_of_service"];
 
 /** Every option and its default (docs/client.md explains each). */
 export const DEFAULTS = Object.freeze({
@@ -50,21 +51,41 @@ export function backoffDelay(attempt, baseMs = 1000, capMs = 10000, random = Mat
   return Math.max(100, random() * cap);
 }
 
+/**
+ * A status value as healthmon reads it: {word: "pass"|"warn"|"fail", unknown}.
+ * A word it does not know is never guessed up: "warn", with the word as `unknown`.
+ */
+function readStatus(value) {
+  const word = typeof value === "string" ? value.trim().toLowerCase() : null;
+  if (PASS.indexOf(word) >= 0) return { word: "pass", unknown: null };
+  if (WARN.indexOf(word) >= 0) return { word: "warn", unknown: null };
+  if (FAIL.indexOf(word) >= 0) return { word: "fail", unknown: null };
+  const shown = typeof value === "string" ? "'" + value.slice(0, 40) + "'" : String(JSON.stringify(value)).slice(0, 40);
+  return { word: "warn", unknown: "unknown status " + shown };
+}
+
 /** A health answer as healthmon reads it: {status, reason, checks} (health+json, or the HTTP status). */
 export function classifyHealth(httpStatus, text) {
   let doc = null;
   try { doc = text ? JSON.parse(text) : null; } catch (e) { doc = null; }
+  if (!doc || typeof doc !== "object" || Array.isArray(doc)) doc = null;
   const output = doc && typeof doc.output === "string" && doc.output ? doc.output.slice(0, 200) : null;
   const checks = bodyChecks(doc);
   if (httpStatus < 200 || httpStatus > 299) {
     return { status: "down", reason: "HTTP " + httpStatus + (output ? ": " + output : ""), checks };
   }
-  let verdict = doc && typeof doc.status === "string" ? doc.status.trim().toLowerCase() : null;
-  if (FAIL.indexOf(verdict) < 0 && checks.some((c) => c.status === "fail")) verdict = "fail";
-  else if (PASS.indexOf(verdict) >= 0 || !verdict) verdict = checks.length ? "warn" : verdict;
-  if (WARN.indexOf(verdict) >= 0) return { status: "degraded", reason: output || firstCheck(checks) || "health status: warn", checks };
-  if (FAIL.indexOf(verdict) >= 0) return { status: "down", reason: output || firstCheck(checks) || "health status: " + verdict, checks };
-  return { status: "up", reason: null, checks: [] }; // pass / ok / up, or no body
+  // No "status" says nothing; any other value is read, and an unknown word is "warn".
+  const top = doc && "status" in doc ? readStatus(doc.status) : null;
+  let verdict = top ? top.word : "pass";
+  if (verdict !== "fail" && checks.some((c) => c.status === "fail")) verdict = "fail";
+  else if (verdict === "pass" && checks.length) verdict = "warn";
+  if (verdict === "pass") return { status: "up", reason: null, checks: [] }; // pass / ok / up, or no body
+  const status = verdict === "fail" ? "down" : "degraded";
+  if (top && top.unknown && top.word === verdict) {
+    return { status, reason: top.unknown + (output ? ": " + output : ""), checks };
+  }
+  const word = doc && typeof doc.status === "string" ? doc.status.trim().toLowerCase() : verdict;
+  return { status, reason: output || firstCheck(checks) || "health status: " + word, checks };
 }
 
 // The failing checks of a health+json body, worst first.
@@ -74,15 +95,16 @@ function bodyChecks(doc) {
   Object.keys(checks).forEach((name) => {
     const entries = Array.isArray(checks[name]) ? checks[name] : [checks[name]];
     entries.forEach((e) => {
-      const word = e && typeof e.status === "string" ? e.status.trim().toLowerCase() : "";
-      const bad = FAIL.indexOf(word) >= 0 ? "fail" : WARN.indexOf(word) >= 0 ? "warn" : null;
-      if (!bad) return;
+      if (!e || typeof e !== "object" || !("status" in e)) return; // no status says nothing
+      const read = readStatus(e.status);
+      if (read.word === "pass") return;
       const observed = e.observedValue !== undefined && e.observedValue !== null
         ? String(e.observedValue) + (e.observedUnit ? " " + e.observedUnit : "") : null;
+      const said = typeof e.output === "string" && e.output ? e.output.slice(0, 200) : null;
       found.push({
         name: e.componentId ? name + " (" + e.componentId + ")" : name,
-        status: bad,
-        output: typeof e.output === "string" ? e.output.slice(0, 200) : null,
+        status: read.word,
+        output: read.unknown ? read.unknown + (said ? ": " + said : "") : said,
         observed,
       });
     });

@@ -71,6 +71,25 @@ test("health answers are read as healthmon reads them", () => {
   assert.equal(classifyHealth(200, '{"checks":{"db":{"status":"warn","observedValue":9,"observedUnit":"ms"}}}').checks[0].observed, "9 ms");
 });
 
+test("a status word healthmon does not know is never read as up", () => {
+  const cases = [
+    ['{"status":"unhealthy"}', "degraded", "unknown status 'unhealthy'"],
+    ['{"status":"failed","output":"db"}', "degraded", "unknown status 'failed': db"],
+    ['{"status":"CRITICAL"}', "degraded", "unknown status 'CRITICAL'"],
+    ['{"status":false}', "degraded", "unknown status false"],
+    ['{"status":null}', "degraded", "unknown status null"],
+    ['{"status":"OUT_OF_SERVICE"}', "down", "health status: out_of_service"],
+    ['{"status":"UNKNOWN"}', "degraded", "health status: unknown"],
+    ['{"status":"pass","checks":{"db":[{"status":"unhealthy"}]}}', "degraded", "db: warn: unknown status 'unhealthy'"],
+    ['{"status":"pass","checks":{"db":[{"status":"unhealthy"},{"status":"fail"}]}}', "down", "db: fail (+1 more)"],
+    ['{"status":"pass","checks":{"db":[{"observedValue":3}]}}', "up", null],
+  ];
+  for (const [body, status, reason] of cases) {
+    const read = classifyHealth(200, body);
+    assert.deepEqual([read.status, read.reason], [status, reason], body);
+  }
+});
+
 test("a snapshot over the WebSocket gives every service's status and resolves ready", async () => {
   const r = await live({ overrides: { billing: { status: "down", reason: "connection refused" } } });
   const hm = await r.hm.ready;
