@@ -120,6 +120,9 @@ function firstCheck(checks) {
   return c.name + ": " + c.status + (detail ? ": " + detail : "") + (checks.length > 1 ? " (+" + (checks.length - 1) + " more)" : "");
 }
 
+// Why this page cannot check a service itself, in words.
+const UNREADABLE = "can't check from this page: the service answers, but does not allow this page's origin to read its health (no CORS)";
+
 /** Why a request failed, in words. */
 export function describeFailure(err, timeoutMs) {
   if (err && err.name === "AbortError") return "no answer within " + timeoutMs + " ms";
@@ -212,6 +215,9 @@ export function createClient(baseUrl, options = {}) {
       dependsOn: [], status: "unknown", reason: null, since: null, checks: [], latencyMs: null,
       source: null, staleAfterMs: defaultStaleAfter(), pushFreshAt: null, pollFreshAt: null,
       serverStale: false, shown: null,
+      // Set when this page found it cannot read the service's health (CORS): it is then
+      // not polled, and keeps its last pushed state (stale) or stays unknown, never down.
+      unreadable: null,
     };
   }
 
@@ -220,8 +226,10 @@ export function createClient(baseUrl, options = {}) {
   function takeInfo(svc, s) {
     if (typeof s.url === "string") svc.url = s.url;
     // A browser can only ask http(s) services itself: tcp and grpc ones wait for push.
+    const healthUrl = svc.healthUrl;
     if (typeof s.health_url === "string" && /^https?:\/\//i.test(s.health_url)) svc.healthUrl = s.health_url;
     else if (svc.url && typeof s.health_path === "string") svc.healthUrl = svc.url + s.health_path;
+    if (svc.healthUrl !== healthUrl) svc.unreadable = null; // another URL: worth a try
     if (typeof s.data_url === "string") svc.dataUrl = s.data_url;
     else if (svc.url && typeof s.data_endpoint === "string") svc.dataUrl = svc.url + s.data_endpoint;
     if (typeof s.data_endpoint === "string") svc.dataEndpoint = s.data_endpoint;
@@ -277,6 +285,7 @@ export function createClient(baseUrl, options = {}) {
       up: svc.status === "up" || svc.status === "degraded",
       stale: isStale(svc, at),
       reason: svc.reason,
+      unreadable: svc.unreadable,
       since: svc.since,
       source: svc.source,
       dependsOn: svc.dependsOn.slice(),
@@ -285,7 +294,7 @@ export function createClient(baseUrl, options = {}) {
   }
 
   function sameView(a, b) {
-    return a && b && a.status === b.status && a.stale === b.stale && a.reason === b.reason &&
+    return a && b && a.status === b.status && a.stale === b.stale && a.reason === b.reason && a.unreadable === b.unreadable &&
       a.since === b.since && a.source === b.source && JSON.stringify(a.blockedBy) === JSON.stringify(b.blockedBy);
   }
 
@@ -648,22 +657,47 @@ export function createClient(baseUrl, options = {}) {
       .finally(() => clearT(timer));
   }
 
+  // Whether anything answers at `url`, asked without reading the answer
+  // ("no-cors": an opaque answer means the service answered).
+  function answers(url) {
+    const controller = new AbortController();
+    const timer = setT(() => controller.abort(), o.pollTimeoutMs);
+    return fetchFn(url, { mode: "no-cors", cache: "no-store", credentials: "omit", signal: controller.signal })
+      .then(() => true, () => false)
+      .finally(() => clearT(timer));
+  }
+
+  // One check by the page: a result to observe, or {unreadable} when the service
+  // answers but this page may not read it. A browser reports a refused connection
+  // and a CORS refusal with the same error, so an opaque second request tells them apart.
   function checkOnce(svc) {
     const begun = now();
     return fetchWithTimeout(svc.healthUrl, o.pollTimeoutMs).then(
       (r) => Object.assign(classifyHealth(r.res.status, r.text), { latencyMs: now() - begun }),
-      (err) => ({ status: "down", reason: describeFailure(err, o.pollTimeoutMs), latencyMs: now() - begun })
+      (err) => {
+        const failed = { status: "down", reason: describeFailure(err, o.pollTimeoutMs), latencyMs: now() - begun };
+        if (err && err.name === "AbortError") return failed;
+        return answers(svc.healthUrl).then((answered) => (answered ? { unreadable: UNREADABLE } : failed));
+      }
     );
   }
 
   function pollLoop(name, generation) {
     const svc = services.get(name);
-    if (!polling || generation !== pollGeneration || !svc || !svc.healthUrl) return;
+    if (!polling || generation !== pollGeneration || !svc || !svc.healthUrl || svc.unreadable) return;
     const begun = now();
     checkOnce(svc).then((result) => {
       // A stopped poll's late answer must not overwrite the pushed state.
       if (!polling || generation !== pollGeneration) return;
       lastPollAt = now();
+      if (result.unreadable) {
+        // Not down, and not polled again: its last pushed state stays (and turns stale).
+        svc.unreadable = result.unreadable;
+        markReady();
+        evaluate();
+        settle();
+        return;
+      }
       observe(name, result, "polling");
       markReady();
       evaluate();
@@ -762,7 +796,11 @@ export function createClient(baseUrl, options = {}) {
         return;
       }
       const stale = isStale(svc, at);
-      if (svc.status === "unknown") {
+      const unchecked = svc.unreadable && connection.transport === "polling";
+      if (unchecked && (svc.status === "unknown" || (stale && !lastKnown))) {
+        push(unknown, "this page " + svc.unreadable.replace(/^can't check from this page/, "can't check " + name) +
+          (svc.status === "unknown" ? "" : " (last known: " + svc.status + ")"), "unknown");
+      } else if (svc.status === "unknown") {
         push(unknown, unreachable() ? "healthmon is unreachable, so the state of " + name + " is unknown"
           : "the state of " + name + " is not known yet", "unknown");
       } else if (stale && !lastKnown) {
@@ -907,7 +945,7 @@ export function createClient(baseUrl, options = {}) {
         mock: svc.mock, mode: svc.mode, dependsOn: svc.dependsOn.slice(), status: svc.status, reason: svc.reason,
         since: svc.since, checks: svc.checks.slice(), latencyMs: svc.latencyMs, source: svc.source,
         stale: isStale(svc, at), serverStale: svc.serverStale, staleAfterMs: svc.staleAfterMs,
-        checkedAt: freshAt(svc), blockedBy: blockersOf(svc, at),
+        checkedAt: freshAt(svc), blockedBy: blockersOf(svc, at), unreadable: svc.unreadable,
       };
     },
     names() { return order.slice(); },
