@@ -164,7 +164,7 @@ function submitForm(name, form) {
   out.textContent = "Sending q=" + q + " …";
   // The endpoint's own query (data_endpoint = "/data?limit=5") stays; q joins it.
   const url = new URL(svc.dataUrl);
-  url.searchParams.set("q", q);
+  url.search = (url.search ? url.search + "&" : "?") + "q=" + encodeURIComponent(q);
   requestData(url.href).then(
     (r) => {
       out.setAttribute("data-state", "ok");

@@ -1,4 +1,6 @@
-"""A page says only what it can know: a service it may not read is never shown down by it."""
+"""Services as they are: one the page may not read (never shown down by it), one that refuses
+connections, and a mock whose paths carry queries.
+"""
 
 from __future__ import annotations
 
@@ -59,9 +61,17 @@ def no_cors() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def with_real_services(tmp_path_factory: pytest.TempPathFactory, no_cors: int) -> Iterator[Server]:
-    """healthmon with the four mocks, the no-CORS service, and one that refuses connections."""
-    extra = service_toml("plain", f"http://127.0.0.1:{no_cors}", "/", mock=False) + service_toml(
-        "gone", f"http://127.0.0.1:{unused_port()}", "/", mock=False
+    """The four mocks, the no-CORS service, one that refuses connections, a mock with queries."""
+    extra = (
+        service_toml("plain", f"http://127.0.0.1:{no_cors}", "/", mock=False)
+        + service_toml("gone", f"http://127.0.0.1:{unused_port()}", "/", mock=False)
+        + service_toml(
+            "queried",
+            f"http://127.0.0.1:{unused_port()}",
+            "/rows?limit=5",
+            mock=True,
+            health_path="/readyz?verbose",
+        )
     )
     with launch(Path(tmp_path_factory.mktemp("unreadable")), extra) as running:
         yield running
@@ -110,6 +120,26 @@ def test_a_service_the_page_cannot_read_is_never_shown_down(
         shown = page.evaluate("() => window.__shown")
         assert ["plain", "down"] not in shown, shown
         assert page.locator('[data-log] li[data-service="plain"]').count() == 0
-        assert system.services()["services"][-2]["status"] == "up"
+        statuses = {s["name"]: s["status"] for s in system.services()["services"]}
+        assert statuses["plain"] == "up"
     finally:
         system.set_push(True)
+
+
+def test_a_mock_whose_paths_carry_queries_is_up_and_its_form_keeps_the_query(
+    new_tab: Callable[..., Tab], with_real_services: Server
+) -> None:
+    """A mock on '/readyz?verbose' is up, and its form adds q to '/rows?limit=5'."""
+    tab = new_tab()
+    page = tab.page
+    page.goto(with_real_services.base() + "/")
+    card = page.locator('.card[data-service="queried"]')
+    expect(card).to_have_attribute("data-status", "up")
+    form = card.locator("[data-action=form]")
+    expect(form).to_contain_text("/rows?limit=5&q=")
+    form.locator("input[name=q]").fill("hello class")
+    with page.expect_request(lambda r: r.url.endswith("/rows?limit=5&q=hello%20class")):
+        form.locator("input[name=q]").press("Enter")
+    expect(card.locator("[data-role=form-result]")).to_contain_text(
+        '{"limit":"5","q":"hello class"}'
+    )
