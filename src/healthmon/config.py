@@ -13,6 +13,7 @@ import json
 import os
 import re
 import tomllib
+import types
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -394,7 +395,7 @@ def _scalar_list(annotation: object) -> bool:
     origin = get_origin(annotation)
     if origin is Annotated:
         return _scalar_list(get_args(annotation)[0])
-    if origin is Union or type(annotation).__name__ == "UnionType":
+    if origin in (Union, types.UnionType):
         return any(_scalar_list(a) for a in get_args(annotation) if a is not type(None))
     if origin not in (list, tuple):
         return False
