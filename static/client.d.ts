@@ -24,6 +24,13 @@ export interface ServiceStatus {
   /** The status is the last known one: no check recent enough backs it. */
   stale: boolean;
   reason: string | null;
+  /**
+   * Why this page cannot check the service itself (it answers, but its health
+   * answer does not allow this page's origin: no CORS), or null. Such a
+   * service is not polled: it keeps its last known status (stale) or stays
+   * unknown, never shown down for it.
+   */
+  unreadable: string | null;
   /** Epoch ms: when the current status began. */
   since: number | null;
   source: Source;
@@ -61,6 +68,8 @@ export interface ServiceInfo {
   /** This page's clock: when the latest check it knows of was made. */
   checkedAt: number | null;
   blockedBy: Blocker[];
+  /** See ServiceStatus.unreadable. */
+  unreadable: string | null;
 }
 
 export interface Connection {

@@ -22,9 +22,10 @@ export const VERSION = "1";
 const STATES = ["up", "degraded", "down", "unknown"];
 const PUSH = ["websocket", "sse"];
 const CHANNEL_NAMES = { websocket: "WebSocket", sse: "Server-Sent Events stream" };
+// The status words healthmon knows (healthmon/health.py); any other is "warn".
 const PASS = ["pass", "ok", "up"];
-const WARN = ["warn", "warning", "degraded"];
-const FAIL = ["fail", "error", "down"];
+const WARN = ["warn", "warning", "degraded", "unknown"];
+const FAIL = ["fail", "error", "down", "out_of_service"];
 
 /** Every option and its default (docs/client.md explains each). */
 export const DEFAULTS = Object.freeze({
@@ -50,21 +51,41 @@ export function backoffDelay(attempt, baseMs = 1000, capMs = 10000, random = Mat
   return Math.max(100, random() * cap);
 }
 
+/**
+ * A status value as healthmon reads it: {word: "pass"|"warn"|"fail", unknown}.
+ * A word it does not know is never guessed up: "warn", with the word as `unknown`.
+ */
+function readStatus(value) {
+  const word = typeof value === "string" ? value.trim().toLowerCase() : null;
+  if (PASS.indexOf(word) >= 0) return { word: "pass", unknown: null };
+  if (WARN.indexOf(word) >= 0) return { word: "warn", unknown: null };
+  if (FAIL.indexOf(word) >= 0) return { word: "fail", unknown: null };
+  const shown = typeof value === "string" ? "'" + value.slice(0, 40) + "'" : String(JSON.stringify(value)).slice(0, 40);
+  return { word: "warn", unknown: "unknown status " + shown };
+}
+
 /** A health answer as healthmon reads it: {status, reason, checks} (health+json, or the HTTP status). */
 export function classifyHealth(httpStatus, text) {
   let doc = null;
   try { doc = text ? JSON.parse(text) : null; } catch (e) { doc = null; }
+  if (!doc || typeof doc !== "object" || Array.isArray(doc)) doc = null;
   const output = doc && typeof doc.output === "string" && doc.output ? doc.output.slice(0, 200) : null;
   const checks = bodyChecks(doc);
   if (httpStatus < 200 || httpStatus > 299) {
     return { status: "down", reason: "HTTP " + httpStatus + (output ? ": " + output : ""), checks };
   }
-  let verdict = doc && typeof doc.status === "string" ? doc.status.trim().toLowerCase() : null;
-  if (FAIL.indexOf(verdict) < 0 && checks.some((c) => c.status === "fail")) verdict = "fail";
-  else if (PASS.indexOf(verdict) >= 0 || !verdict) verdict = checks.length ? "warn" : verdict;
-  if (WARN.indexOf(verdict) >= 0) return { status: "degraded", reason: output || firstCheck(checks) || "health status: warn", checks };
-  if (FAIL.indexOf(verdict) >= 0) return { status: "down", reason: output || firstCheck(checks) || "health status: " + verdict, checks };
-  return { status: "up", reason: null, checks: [] }; // pass / ok / up, or no body
+  // No "status" says nothing; any other value is read, and an unknown word is "warn".
+  const top = doc && "status" in doc ? readStatus(doc.status) : null;
+  let verdict = top ? top.word : "pass";
+  if (verdict !== "fail" && checks.some((c) => c.status === "fail")) verdict = "fail";
+  else if (verdict === "pass" && checks.length) verdict = "warn";
+  if (verdict === "pass") return { status: "up", reason: null, checks: [] }; // pass / ok / up, or no body
+  const status = verdict === "fail" ? "down" : "degraded";
+  if (top && top.unknown && top.word === verdict) {
+    return { status, reason: top.unknown + (output ? ": " + output : ""), checks };
+  }
+  const word = doc && typeof doc.status === "string" ? doc.status.trim().toLowerCase() : verdict;
+  return { status, reason: output || firstCheck(checks) || "health status: " + word, checks };
 }
 
 // The failing checks of a health+json body, worst first.
@@ -74,15 +95,16 @@ function bodyChecks(doc) {
   Object.keys(checks).forEach((name) => {
     const entries = Array.isArray(checks[name]) ? checks[name] : [checks[name]];
     entries.forEach((e) => {
-      const word = e && typeof e.status === "string" ? e.status.trim().toLowerCase() : "";
-      const bad = FAIL.indexOf(word) >= 0 ? "fail" : WARN.indexOf(word) >= 0 ? "warn" : null;
-      if (!bad) return;
+      if (!e || typeof e !== "object" || !("status" in e)) return; // no status says nothing
+      const read = readStatus(e.status);
+      if (read.word === "pass") return;
       const observed = e.observedValue !== undefined && e.observedValue !== null
         ? String(e.observedValue) + (e.observedUnit ? " " + e.observedUnit : "") : null;
+      const said = typeof e.output === "string" && e.output ? e.output.slice(0, 200) : null;
       found.push({
         name: e.componentId ? name + " (" + e.componentId + ")" : name,
-        status: bad,
-        output: typeof e.output === "string" ? e.output.slice(0, 200) : null,
+        status: read.word,
+        output: read.unknown ? read.unknown + (said ? ": " + said : "") : said,
         observed,
       });
     });
@@ -97,6 +119,9 @@ function firstCheck(checks) {
   const detail = c.output || c.observed;
   return c.name + ": " + c.status + (detail ? ": " + detail : "") + (checks.length > 1 ? " (+" + (checks.length - 1) + " more)" : "");
 }
+
+// Why this page cannot check a service itself, in words.
+const UNREADABLE = "can't check from this page: the service answers, but does not allow this page's origin to read its health (no CORS)";
 
 /** Why a request failed, in words. */
 export function describeFailure(err, timeoutMs) {
@@ -190,6 +215,9 @@ export function createClient(baseUrl, options = {}) {
       dependsOn: [], status: "unknown", reason: null, since: null, checks: [], latencyMs: null,
       source: null, staleAfterMs: defaultStaleAfter(), pushFreshAt: null, pollFreshAt: null,
       serverStale: false, shown: null,
+      // Set when this page found it cannot read the service's health (CORS): it is then
+      // not polled, and keeps its last pushed state (stale) or stays unknown, never down.
+      unreadable: null,
     };
   }
 
@@ -198,8 +226,10 @@ export function createClient(baseUrl, options = {}) {
   function takeInfo(svc, s) {
     if (typeof s.url === "string") svc.url = s.url;
     // A browser can only ask http(s) services itself: tcp and grpc ones wait for push.
+    const healthUrl = svc.healthUrl;
     if (typeof s.health_url === "string" && /^https?:\/\//i.test(s.health_url)) svc.healthUrl = s.health_url;
     else if (svc.url && typeof s.health_path === "string") svc.healthUrl = svc.url + s.health_path;
+    if (svc.healthUrl !== healthUrl) svc.unreadable = null; // another URL: worth a try
     if (typeof s.data_url === "string") svc.dataUrl = s.data_url;
     else if (svc.url && typeof s.data_endpoint === "string") svc.dataUrl = svc.url + s.data_endpoint;
     if (typeof s.data_endpoint === "string") svc.dataEndpoint = s.data_endpoint;
@@ -255,6 +285,7 @@ export function createClient(baseUrl, options = {}) {
       up: svc.status === "up" || svc.status === "degraded",
       stale: isStale(svc, at),
       reason: svc.reason,
+      unreadable: svc.unreadable,
       since: svc.since,
       source: svc.source,
       dependsOn: svc.dependsOn.slice(),
@@ -263,7 +294,7 @@ export function createClient(baseUrl, options = {}) {
   }
 
   function sameView(a, b) {
-    return a && b && a.status === b.status && a.stale === b.stale && a.reason === b.reason &&
+    return a && b && a.status === b.status && a.stale === b.stale && a.reason === b.reason && a.unreadable === b.unreadable &&
       a.since === b.since && a.source === b.source && JSON.stringify(a.blockedBy) === JSON.stringify(b.blockedBy);
   }
 
@@ -626,22 +657,47 @@ export function createClient(baseUrl, options = {}) {
       .finally(() => clearT(timer));
   }
 
+  // Whether anything answers at `url`, asked without reading the answer
+  // ("no-cors": an opaque answer means the service answered).
+  function answers(url) {
+    const controller = new AbortController();
+    const timer = setT(() => controller.abort(), o.pollTimeoutMs);
+    return fetchFn(url, { mode: "no-cors", cache: "no-store", credentials: "omit", signal: controller.signal })
+      .then(() => true, () => false)
+      .finally(() => clearT(timer));
+  }
+
+  // One check by the page: a result to observe, or {unreadable} when the service
+  // answers but this page may not read it. A browser reports a refused connection
+  // and a CORS refusal with the same error, so an opaque second request tells them apart.
   function checkOnce(svc) {
     const begun = now();
     return fetchWithTimeout(svc.healthUrl, o.pollTimeoutMs).then(
       (r) => Object.assign(classifyHealth(r.res.status, r.text), { latencyMs: now() - begun }),
-      (err) => ({ status: "down", reason: describeFailure(err, o.pollTimeoutMs), latencyMs: now() - begun })
+      (err) => {
+        const failed = { status: "down", reason: describeFailure(err, o.pollTimeoutMs), latencyMs: now() - begun };
+        if (err && err.name === "AbortError") return failed;
+        return answers(svc.healthUrl).then((answered) => (answered ? { unreadable: UNREADABLE } : failed));
+      }
     );
   }
 
   function pollLoop(name, generation) {
     const svc = services.get(name);
-    if (!polling || generation !== pollGeneration || !svc || !svc.healthUrl) return;
+    if (!polling || generation !== pollGeneration || !svc || !svc.healthUrl || svc.unreadable) return;
     const begun = now();
     checkOnce(svc).then((result) => {
       // A stopped poll's late answer must not overwrite the pushed state.
       if (!polling || generation !== pollGeneration) return;
       lastPollAt = now();
+      if (result.unreadable) {
+        // Not down, and not polled again: its last pushed state stays (and turns stale).
+        svc.unreadable = result.unreadable;
+        markReady();
+        evaluate();
+        settle();
+        return;
+      }
       observe(name, result, "polling");
       markReady();
       evaluate();
@@ -740,7 +796,11 @@ export function createClient(baseUrl, options = {}) {
         return;
       }
       const stale = isStale(svc, at);
-      if (svc.status === "unknown") {
+      const unchecked = svc.unreadable && connection.transport === "polling";
+      if (unchecked && (svc.status === "unknown" || (stale && !lastKnown))) {
+        push(unknown, "this page " + svc.unreadable.replace(/^can't check from this page/, "can't check " + name) +
+          (svc.status === "unknown" ? "" : " (last known: " + svc.status + ")"), "unknown");
+      } else if (svc.status === "unknown") {
         push(unknown, unreachable() ? "healthmon is unreachable, so the state of " + name + " is unknown"
           : "the state of " + name + " is not known yet", "unknown");
       } else if (stale && !lastKnown) {
@@ -885,7 +945,7 @@ export function createClient(baseUrl, options = {}) {
         mock: svc.mock, mode: svc.mode, dependsOn: svc.dependsOn.slice(), status: svc.status, reason: svc.reason,
         since: svc.since, checks: svc.checks.slice(), latencyMs: svc.latencyMs, source: svc.source,
         stale: isStale(svc, at), serverStale: svc.serverStale, staleAfterMs: svc.staleAfterMs,
-        checkedAt: freshAt(svc), blockedBy: blockersOf(svc, at),
+        checkedAt: freshAt(svc), blockedBy: blockersOf(svc, at), unreadable: svc.unreadable,
       };
     },
     names() { return order.slice(); },

@@ -32,7 +32,8 @@ def test_split_roles_need_a_shared_broker(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f"[web]\nport = {unused_port()}\n")
     result = run_healthmon("--config", str(config), "--role", "ws")
-    assert result.returncode == 1
+    # The flag and the file cannot be combined: a usage mistake, exit 2.
+    assert result.returncode == 2
     assert 'set [broker] kind = "rabbitmq"' in result.stderr
 
 

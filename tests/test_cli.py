@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import unused_port
+from yarl import URL
 
 from healthmon.cli import NO_CONFIG
 from healthmon.config import demo_settings, load_settings
@@ -150,3 +151,50 @@ async def test_run_without_a_config_runs_the_demo(tmp_path: Path) -> None:
         ):
             document = await response.json()
         assert [s["name"] for s in document["services"]] == ["auth", "billing"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--role", "bogus"], "healthmon: argument --role: unknown role(s) 'bogus'"),
+        (["run", "--loop", "nope"], "argument --loop: invalid choice: 'nope'"),
+        (["check-config", "a.toml", "b.toml"], "unrecognized arguments: b.toml"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_a_flag_mistake_is_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    """A wrong flag or command is told in one line pointing at --help, with exit 2."""
+    result = run_healthmon(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr
+    assert "--help" in result.stderr
+
+
+async def test_a_mock_with_router_special_paths_starts_and_is_up(tmp_path: Path) -> None:
+    """The issue's case: a mock on '/he{alth?verbose' starts (no traceback), serves, and is up."""
+    mock_port = unused_port()
+    services = [
+        {
+            "name": "odd",
+            "url": f"http://127.0.0.1:{mock_port}",
+            "mock": True,
+            "health_path": "/he{alth?verbose",
+            "data_endpoint": "/{name}?limit=5",
+        }
+    ]
+    async with run_in_folder(tmp_path, services=services) as (_, log, port):
+        while b"healthmon.started" not in (line := await asyncio.wait_for(log.readline(), 30)):
+            assert b"Traceback" not in line
+            assert line, "healthmon exited before it started"
+        async with aiohttp.ClientSession() as session:
+            base = f"http://127.0.0.1:{mock_port}"
+            async with session.get(URL(base + "/he{alth?verbose")) as response:
+                assert (await response.json(content_type=None))["status"] == "pass"
+            async with session.get(URL(base + "/{name}?limit=5")) as response:
+                assert (await response.json())["query"] == {"limit": "5"}
+            # A page's snapshot waits for the first check of every service.
+            async with session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
+                assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+                snapshot = await ws.receive_json(timeout=10)
+            assert snapshot["services"]["odd"]["status"] == "up"

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from healthmon.health import MAX_BODY, Verdict, read_answer, read_body
+from healthmon.health import MAX_BODY, STATUS_WORDS, Verdict, read_answer, read_body
 from healthmon.models import Status
 
 WORDS = ["pass", "ok", "up", "warn", "fail", "error", "down", "UP", "DOWN", "OUT_OF_SERVICE"]
@@ -145,3 +145,74 @@ def test_nesting_is_bounded(depth: int, opener: str, pad: int) -> None:
         )
     else:
         assert verdict.status is Status.UP
+
+
+# -- status words healthmon does not know ----------------------------------------
+
+KNOWN_WORDS = set(STATUS_WORDS)
+
+
+def _unknown(value: object) -> bool:
+    return not (isinstance(value, str) and value.strip().lower() in KNOWN_WORDS)
+
+
+unknown_words = (
+    st.text(max_size=20)
+    | st.sampled_from(["unhealthy", "failed", "CRITICAL", "healthy", "green", "OK!", "passed"])
+    | st.none()
+    | st.booleans()
+    | st.integers()
+    | st.lists(st.text(max_size=3), max_size=2)
+    | st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2)
+).filter(_unknown)
+passing = st.sampled_from(["pass", "ok", "up", "UP", " Pass "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    word=unknown_words,
+    extra=st.fixed_dictionaries(
+        {},
+        optional={"output": st.text(max_size=20), "checks": st.just({"db": [{"status": "pass"}]})},
+    ),
+)
+def test_an_unknown_top_status_is_never_up(word: object, extra: dict[str, object]) -> None:
+    """A 2xx body whose status is a word healthmon does not know is degraded, with the word."""
+    verdict = read_body(json.dumps({"status": word, **extra}).encode(), "application/json")
+    assert_shown(verdict)
+    assert verdict.status is Status.DEGRADED
+    assert verdict.reason is not None
+    assert verdict.reason.startswith("unknown status ")
+
+
+@settings(max_examples=200, deadline=None)
+@given(word=unknown_words, top=passing, name=st.text(min_size=1, max_size=8))
+def test_an_unknown_word_in_a_check_is_never_up(word: object, top: str, name: str) -> None:
+    """An unknown word in a health+json check entry or an Actuator component is never up."""
+    bodies = [
+        {"status": top, "checks": {name: [{"status": "pass"}, {"status": word}]}},
+        {"status": top, "components": {name: {"status": word}}},
+        {"status": top, "components": {"outer": {"components": {name: {"status": word}}}}},
+    ]
+    for body in bodies:
+        verdict = read_body(json.dumps(body).encode())
+        assert_shown(verdict)
+        assert verdict.status is Status.DEGRADED, body
+        assert verdict.checks[0].output is not None
+        assert verdict.checks[0].output.startswith("unknown status ")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    word=st.from_regex(r"[a-z]{1,10}", fullmatch=True).filter(
+        lambda w: w not in ("passed", "failed")
+    ),
+    mark=st.sampled_from("?*x!~"),
+)
+def test_an_unknown_word_in_verbose_checks_is_never_up(word: str, mark: str) -> None:
+    """Kubernetes verbose checks with an unknown mark or result word are never up."""
+    result = read_body(f"[+]ping ok\n[+]etcd ok\nreadyz check {word}\n".encode())
+    assert (result.status, result.reason) == (Status.DEGRADED, f"unknown status '{word}'")
+    marked = read_body(f"[+]ping ok\n[{mark}]etcd {word}\nreadyz check passed\n".encode())
+    assert marked.status is Status.DEGRADED
+    assert marked.reason == f"etcd: warn: unknown status '[{mark}]': {word}"

@@ -9,10 +9,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import unused_port
 from structlog.testing import capture_logs
+from yarl import URL
 
-from healthmon.config import ServiceSettings
+from healthmon.checks.base import CheckSpec
+from healthmon.checks.http import check_once
+from healthmon.config import MonitorSettings, ServiceSettings
 from healthmon.errors import StartupError
 from healthmon.mocks import MockService, Mode
+from healthmon.models import Status
 from tests.support import System
 
 
@@ -146,3 +150,39 @@ async def test_a_mode_that_cannot_listen_leaves_the_mock_as_it_was() -> None:
         with pytest.raises(StartupError, match="cannot listen"):
             await mock.set_mode(Mode.UP)
     assert (mock.mode, mock.listening) == (Mode.DOWN, False)
+
+
+@pytest.mark.parametrize(
+    ("health_path", "data_endpoint"),
+    [
+        ("/readyz?verbose", "/data?limit=5"),
+        ("/he{alth", "/{name}"),
+        ("/caf\u00e9/sant\u00e9", "/a%20b/%7Bc%7D"),
+        ("/same?a", "/same?b"),
+    ],
+)
+async def test_a_mock_serves_its_paths_as_written_and_sees_the_query(
+    session: aiohttp.ClientSession, health_path: str, data_endpoint: str
+) -> None:
+    """A mock answers its own check on any valid path (queries, braces, unicode) and is up."""
+    service = ServiceSettings(
+        name="odd",
+        url=f"http://127.0.0.1:{unused_port()}",
+        mock=True,
+        health_path=health_path,
+        data_endpoint=data_endpoint,
+    )
+    mock = MockService(service, cors_origins=(), slow_ms=10)
+    await mock.start()
+    try:
+        result = await check_once(session, CheckSpec.resolve(service, MonitorSettings()))
+        assert (result.status, result.reason) == (Status.UP, None)
+        async with session.get(URL(service.data_url)) as response:
+            assert response.status == 200
+            body = await response.json(content_type=None)
+        if service.data_url.rpartition("?")[0] != service.health_url.rpartition("?")[0]:
+            assert body["query"] == dict(URL(service.data_url).query)
+        async with session.get(URL(service.url + "/elsewhere?verbose")) as response:
+            assert response.status == 404
+    finally:
+        await mock.stop()

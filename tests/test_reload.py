@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -327,10 +328,10 @@ async def test_watching_the_file_runs_in_a_thread(
     assert all(ident != loop_thread for _, ident in threads)
 
 
-async def test_a_crashed_reload_is_logged_and_retried(
+async def test_a_crashed_load_is_shown_and_the_next_save_applies(
     live: Reloadable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A reload that crashes is logged as task.crashed, and the reloader then applies the edit."""
+    """A load that crashes keeps the running config, shows the error, and the next save applies."""
     crashes = [RuntimeError("disk on fire")]
 
     def parse(path: Path | None = None) -> Settings:
@@ -341,7 +342,87 @@ async def test_a_crashed_reload_is_logged_and_retried(
     monkeypatch.setattr(reload, "load_settings", parse)
     messages = await live.connected()
     with capture_logs() as logs:
+        await live.reload({**live.ports, "search": unused_port()})
+        error = await messages.until(lambda m: m["type"] == "configError")
+        assert error["error"].endswith("cannot load: RuntimeError: disk on fire")
+        invalid = next(e for e in logs if e["event"] == "config.invalid")
+        assert invalid["exc_info"] is True
+        assert [s.name for s in live.app[CONFIG].settings.services] == ["auth", "billing"]
         live.write({**live.ports, "search": unused_port()})
         await messages.until(lambda m: m["type"] == "initialSnapshot" and "search" in m["services"])
-    crashed = [e for e in logs if e["event"] == "task.crashed"]
-    assert crashed[0]["task"] == "reloader"
+    assert not [e for e in logs if e["event"] == "task.crashed"]
+    assert live.app[CONFIG].error is None
+
+
+async def answers(live: Reloadable, name: str, path: str = "/health") -> bool:
+    """Whether the mock ``name`` answers its health on ``path`` (False: refused)."""
+    try:
+        async with live.session.get(f"http://127.0.0.1:{live.ports[name]}{path}") as response:
+            return bool((await response.json(content_type=None))["serviceId"] == name)
+    except aiohttp.ClientConnectorError:
+        return False
+
+
+async def test_a_mock_moved_to_an_odd_path_is_served_there(live: Reloadable) -> None:
+    """A reload that moves a mock's health_path to '/{' serves it there and keeps it up."""
+    messages = await live.connected()
+    await live.reload(live.ports, billing='health_path = "/he{alth?verbose"')
+    reloaded = time.monotonic()
+    assert live.app[CONFIG].error is None
+    assert await answers(live, "billing", "/he%7Balth")
+
+    def checked_since_reload(message: dict[str, Any]) -> bool:
+        age = message.get("ages", {}).get("billing") if message["type"] == "heartbeat" else None
+        return age is not None and age / 1000 < time.monotonic() - reloaded
+
+    await messages.until(checked_since_reload)
+    billing = (await live.get("/api/services"))["services"][1]
+    assert (billing["status"], billing["reason"]) == ("up", None)
+    assert live.app[MOCKS]["billing"].mode.value == "up"
+
+
+@pytest.mark.parametrize("step", ["mock", "switch"])
+async def test_a_reload_that_fails_at_any_step_leaves_everything_as_it_was(
+    live: Reloadable, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """Any failure mid-reload keeps every part and mock as it was, shows it, and a fix recovers."""
+    messages = await live.connected()
+    before = live.app[CONFIG].settings
+    billing = live.app[MOCKS]["billing"]
+    if step == "mock":
+        real_start = MockService.start
+
+        async def start(mock: MockService) -> None:
+            if mock.service.health_path == "/moved":
+                raise ValueError("the router refused it")
+            await real_start(mock)
+
+        monkeypatch.setattr(MockService, "start", start)
+    else:
+        real_set_services = live.app[MONITOR].set_services
+
+        async def set_services(
+            services: tuple[ServiceSettings, ...], settings: MonitorSettings
+        ) -> None:
+            if any(service.name == "search" for service in services):
+                raise ValueError("the monitor refused it")
+            await real_set_services(services, settings)
+
+        monkeypatch.setattr(live.app[MONITOR], "set_services", set_services)
+    with capture_logs() as logs:
+        # billing is served anew (so its old mock stops first), and a service is added.
+        await live.reload({**live.ports, "search": unused_port()}, billing='health_path = "/moved"')
+    error = await messages.until(lambda m: m["type"] == "configError")
+    assert "refused it" in error["error"]
+    assert next(e for e in logs if e["event"] == "config.invalid")["exc_info"] is True
+    assert live.app[CONFIG].settings is before
+    assert consistent(live) == []
+    assert live.app[MOCKS]["billing"] is billing
+    assert (billing.mode.value, billing.listening) == ("up", True)
+    assert await answers(live, "billing")
+    monkeypatch.undo()
+    # Fixed: the file as it was clears the error; the mock never stopped answering.
+    await live.reload(live.ports)
+    assert live.app[CONFIG].error is None
+    assert (await messages.until(lambda m: m["type"] == "configError"))["error"] is None
+    assert await answers(live, "billing")

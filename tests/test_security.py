@@ -207,12 +207,20 @@ def _policy(header: str) -> dict[str, list[str]]:
     return {words[0]: words[1:] for words in directives}
 
 
+UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade"}
+
+
+@pytest.mark.parametrize("upgrade", [False, True], ids=["plain", "upgrade"])
 @pytest.mark.parametrize(
-    "path", ["/", "/api/services", "/static/dashboard/main.js", "/no/such/page"]
+    "path", ["/", "/api/services", "/static/dashboard/main.js", "/no/such/page", "/events"]
 )
-async def test_every_answer_carries_the_security_headers(system: System, path: str) -> None:
-    """CSP without inline script or style, nosniff and no-referrer, on pages, API, files, 404s."""
-    async with system.session.get(system.base + path) as response:
+async def test_every_answer_carries_the_security_headers(
+    system: System, path: str, upgrade: bool
+) -> None:
+    """CSP without inline script or style, nosniff and no-referrer, whatever the request carries."""
+    async with system.session.get(
+        system.base + path, headers=UPGRADE if upgrade else {}
+    ) as response:
         headers = response.headers
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "no-referrer"
@@ -226,6 +234,21 @@ async def test_every_answer_carries_the_security_headers(system: System, path: s
     assert "'unsafe-inline'" not in headers["Content-Security-Policy"]
     assert "http://127.0.0.1:*" in policy["connect-src"]
     assert f"ws://127.0.0.1:{system.settings.web.port}" in policy["connect-src"]
+
+
+@pytest.mark.parametrize("running", [True, False])
+async def test_the_socket_answer_carries_the_security_headers(
+    system: System, running: bool
+) -> None:
+    """The WebSocket's 101, and its 503 when switched off, carry the headers too."""
+    await system.post("/api/components/ws", {"running": running})
+    async with system.session.get(
+        system.base + "/ws",
+        headers={**UPGRADE, "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "a" * 22 + "=="},
+    ) as response:
+        assert response.status == (101 if running else 503)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
 
 
 async def test_connect_src_follows_a_reload(system: System) -> None:

@@ -378,3 +378,31 @@ async def test_declarations_and_example_are_served(system: System) -> None:
         page = await response.text()
     for service in system.settings.services:
         assert f'data-hm-status="{service.name}"' in page
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+async def test_a_keep_alive_stream_ends_within_a_second_of_sse_off(
+    system: System, version: str
+) -> None:
+    """A stream asked for with Connection: keep-alive ends within 1 s of sse off, on any version."""
+    port = system.settings.web.port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET /events HTTP/{version}\r\nHost: 127.0.0.1:{port}\r\n"
+            "Connection: keep-alive\r\n\r\n".encode()
+        )
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode().lower()
+        assert head.startswith(f"http/{version} 200")
+        # Unframed (HTTP/1.0) the connection itself must end the stream:
+        # the answer does not promise to keep it alive.
+        framed = "transfer-encoding: chunked" in head
+        assert framed or "keep-alive" not in head
+        await asyncio.wait_for(reader.readuntil(b"initialSnapshot"), 5)
+        await system.post("/api/components/sse", {"running": False})
+        async with asyncio.timeout(1):
+            rest = b""
+            while not (reader.at_eof() or (framed and rest.endswith(b"0\r\n\r\n"))):
+                rest += await reader.read(65536)
+    finally:
+        writer.close()

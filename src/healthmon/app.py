@@ -45,7 +45,7 @@ from healthmon.page import setup_page
 from healthmon.recorder import Recorder
 from healthmon.reload import RELOADER, reloader_context
 from healthmon.reports import Summaries
-from healthmon.security import add_preflights, guard
+from healthmon.security import add_preflights, guard, secure_headers
 from healthmon.sse import EVENTS, setup_events
 from healthmon.status import (
     RECENT_CHANGES,
@@ -224,8 +224,9 @@ def create_app(
     With ``config_path``, edits to that file apply while it runs.
     """
     roles = frozenset(roles)
-    # The Host allow-list and the security headers, for every route, /ws included.
+    # The Host allow-list, and the security headers on every answer, /ws included.
     app = web.Application(client_max_size=64 * 1024, middlewares=[guard])
+    app.on_response_prepare.append(secure_headers)
     app[CONFIG] = LiveConfig(settings, config_path)
     app[PROCESS_ROLES] = roles
     app[METRICS] = Metrics()
@@ -248,7 +249,7 @@ def create_app(
         app.cleanup_ctx.append(_heartbeats)
         app.on_shutdown.append(_close_websockets)
         # Straight to the hub: the one middleware (security.guard) checks the
-        # Host and hands a WebSocket upgrade on without a frame of its own.
+        # Host and hands the upgrade on without a frame of its own.
         app.router.add_get("/ws", hub.handle)
         # The same messages as a Server-Sent Events stream, switched separately ("sse").
         setup_events(app, hub)

@@ -10,10 +10,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from healthmon import reports
-from healthmon.app import ROLES, serve
+from healthmon.app import ROLES, check_roles, serve
 from healthmon.config import (
     DEFAULT_CONFIG,
     ConfigError,
@@ -47,8 +47,15 @@ def parse_roles(value: str) -> frozenset[str]:
     return frozenset(roles)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a mistake said in one line (and exit 2), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    run_options = argparse.ArgumentParser(add_help=False)
+    run_options = _Parser(add_help=False)
     run_options.add_argument(
         "--config", type=Path, default=None, help="TOML file to read (default: ./config.toml)"
     )
@@ -74,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "asyncio", "uvloop"],
         help="event loop: uvloop when installed (pip install 'healthmon[fast]'), else asyncio",
     )
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="healthmon",
         description="Real-time service health monitor: mocks, checker, broker, hub, page.",
         parents=[run_options],
@@ -294,11 +301,18 @@ def run(
     log_format: LogFormat = "auto",
 ) -> int:
     configure_logging(log_level, fmt=log_format)
+    # Exit 2: what the file, the environment or the flags say cannot be used.
     try:
         settings = settings_for_run(config)
     except ConfigError as exc:
         print(f"healthmon: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        check_roles(settings, roles)
+    except StartupError as exc:
+        print(f"healthmon: cannot start: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # Exit 1: this machine cannot run it now (a port taken, a broker away, an extra missing).
     try:
         with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
             runner.run(serve(settings, roles, config_path=config))

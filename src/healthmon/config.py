@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import json
 import os
 import re
 import tomllib
+import types
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -29,7 +32,14 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 DEFAULT_CONFIG = Path("config.toml")
 
@@ -60,12 +70,46 @@ def _http_url(value: str) -> str:
         raise ValueError("has an invalid port (0); use 1-65535")
     if parts.query or parts.fragment:
         raise ValueError("must not carry a query or fragment")
+    if parts.path and (problem := path_problem(parts.path)) is not None:
+        raise ValueError(f"path {problem}")
     return value.rstrip("/")
 
 
-def _path(value: str) -> str:
+# A '%' that does not start a percent-escape: clients disagree on what it means.
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def path_problem(value: str) -> str | None:
+    """Why ``value`` is not a path (and query) that every client sends as written; None if it is.
+
+    One rule for every path a check asks for or a mock serves: the mock compares
+    the path it is asked for with this one, decoded, so any character the rule
+    lets through is served (no router pattern is ever made of it). What is left
+    out is what a client would change or drop on the way.
+    """
     if not value.startswith("/"):
-        raise ValueError("must start with '/'")
+        return "must start with '/'"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it has a lone surrogate)"
+    if "#" in value:
+        return "must not carry a fragment ('#...'): it is never sent; write '#' as %23"
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
+        return "must not contain whitespace or control characters; write a space as %20"
+    if "\\" in value:
+        return "must not contain '\\' (browsers read it as '/'); write it as %5C"
+    if _LONE_PERCENT.search(value):
+        return "has a '%' that starts no percent-escape like %20; write '%' as %25"
+    path = value.partition("?")[0]
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")):
+        return "has a '.' or '..' segment, which clients resolve away; write the path it leads to"
+    return None
+
+
+def _path(value: str) -> str:
+    if (problem := path_problem(value)) is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -385,9 +429,86 @@ def dependency_cycle(services: Sequence[ServiceSettings]) -> list[str] | None:
     return None
 
 
+ENV_PREFIX = "HEALTHMON_"
+
+
+class _EnvironmentValueError(Exception):
+    """A ``HEALTHMON_*`` value that cannot be read; ``str()`` names the variable."""
+
+
+def _scalar_list(annotation: object) -> bool:
+    """A list or tuple of plain values (strings, numbers), optional or not."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar_list(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(_scalar_list(a) for a in get_args(annotation) if a is not type(None))
+    if origin not in (list, tuple):
+        return False
+    items = [a for a in get_args(annotation) if a is not Ellipsis]
+    return not any(isinstance(a, type) and issubclass(a, BaseModel | dict) for a in items)
+
+
+class _Environment(EnvSettingsSource):
+    """``HEALTHMON_*`` as pydantic-settings reads them, with two rules of healthmon's own.
+
+    A list of plain values also takes one value as it is:
+    ``HEALTHMON_MONITOR__URLS=http://a:3000`` is ``["http://a:3000"]``; a
+    value starting with ``[`` is JSON, and several values must be (a plain
+    value with a comma is refused with its JSON form). A value that cannot
+    be read names its variable in one line.
+    """
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        plain = isinstance(value, str) and not value.lstrip().startswith("[")
+        if plain and field is not None and _scalar_list(field.annotation):
+            if "," in value:
+                items = json.dumps([part.strip() for part in value.split(",")])
+                raise _EnvironmentValueError(
+                    f"{self._variable(field_name, value)}: several values are written as "
+                    f"JSON: {items} (one value may be written as it is)"
+                )
+            return [value]
+        try:
+            return super().decode_complex_value(field_name, field, value)  # type: ignore[arg-type]
+        except ValueError as exc:
+            wanted = "a JSON list" if value.lstrip().startswith("[") else "JSON"
+            raise _EnvironmentValueError(
+                f"{self._variable(field_name, value)}: is not {wanted} ({exc})"
+            ) from None
+
+    def _variable(self, key: str, value: str) -> str:
+        """The variable that holds ``value`` for ``key`` (the source keeps no note of it)."""
+        for name, held in self.env_vars.items():
+            if held == value and name.lower().endswith(key.lower()):
+                return name.upper()
+        return f"{ENV_PREFIX}… {key}"
+
+
+def _from_environment(data: dict[str, Any], loc: Sequence[str | int]) -> str | None:
+    """The ``HEALTHMON_*`` variable that gave the value at ``loc``; None if the file did."""
+    names = {name.upper() for name in os.environ if name.upper().startswith(ENV_PREFIX)}
+    keys: list[str] = []
+    found: str | None = None
+    held: object = data
+    for part in loc:
+        if isinstance(held, dict) and isinstance(part, str) and part in held:
+            keys.append(part)
+            held = held[part]
+            name = ENV_PREFIX + "__".join(keys).upper()
+            # A section given whole (HEALTHMON_WEB='{...}') or key by key.
+            if name in names:
+                found = name
+        elif isinstance(held, list | tuple) and isinstance(part, int) and part < len(held):
+            held = held[part]
+        else:
+            return None
+    return found
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="HEALTHMON_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
@@ -409,7 +530,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file arrives as init values; the environment overrides it.
-        return (env_settings, init_settings)
+        return (_Environment(settings_cls), init_settings)
 
     @model_validator(mode="after")
     def _unique_services(self) -> Settings:
@@ -467,8 +588,11 @@ def _location(loc: Sequence[str | int]) -> str:
     return out
 
 
-def _describe(error: ValidationError) -> str:
-    lines = []
+def _describe(error: ValidationError, source: str | Path) -> str:
+    """One line: the file's mistakes after its name, each variable's after its own."""
+    environment: dict[str, Any] | None = None
+    in_file: list[str] = []
+    by_variable: list[str] = []
     for err in error.errors(include_url=False):
         where = _location(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
@@ -476,8 +600,16 @@ def _describe(error: ValidationError) -> str:
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "missing required field"
-        lines.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(lines)
+        line = f"{where}: {msg}" if where else msg
+        if environment is None:
+            environment = _Environment(Settings)()
+        variable = _from_environment(environment, err["loc"])
+        if variable is None:
+            in_file.append(line)
+        else:
+            by_variable.append(f"{variable}: {line}")
+    file_part = [f"{source}: " + "; ".join(in_file)] if in_file else []
+    return "; ".join(file_part + by_variable)
 
 
 def starter_text() -> str:
@@ -494,7 +626,13 @@ def parse_settings(text: str, source: str | Path) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc)}") from None
+        raise ConfigError(_describe(exc, source)) from None
+    except _EnvironmentValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except SettingsError as exc:
+        # Any other value pydantic-settings cannot read: still one line, never a traceback.
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise ConfigError(f"environment: {exc}{cause}") from None
 
 
 def demo_settings() -> Settings:

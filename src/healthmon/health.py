@@ -15,6 +15,12 @@ plain text, one line per check: ``[+]ping ok``, ``[-]etcd failed: reason
 withheld``, then ``readyz check passed`` or ``readyz check failed``; each
 ``[-]`` line is a failing check with its reason.
 
+A status word outside those sets (``"unhealthy"``, ``"CRITICAL"``, ``false``,
+a ``[?]`` line, ``readyz check skipped``) is never read as up: it is
+DEGRADED, with "unknown status 'unhealthy'" as its reason, at the top of a
+body and in a check alike. A check entry or component without a ``status``
+says nothing.
+
 Reading is total: any bytes give a ``Verdict``, never an exception. A body that
 is not meant as JSON (a 2xx ``OK`` or HTML page) says nothing, so the HTTP
 status decides. A body meant as JSON (starting with ``{`` or ``[``, or declared
@@ -34,7 +40,7 @@ from typing import Any
 
 from healthmon.models import FailingCheck, Status
 
-_STATUS_WORDS = {
+STATUS_WORDS = {
     "pass": Status.UP,
     "ok": Status.UP,
     "up": Status.UP,
@@ -67,8 +73,8 @@ _BRACKET = re.compile(r"[\[\]{}]")
 # The characters a JSON value can start with.
 _JSON_STARTS = frozenset('{["-0123456789tfn')
 # Kubernetes verbose checks: "[+]name ok", "[-]name failed: reason", "readyz check failed".
-_K8S_LINE = re.compile(r"\[([+-])\](.*)")
-_K8S_FAILED = re.compile(r"\S+ check failed")
+_K8S_LINE = re.compile(r"\[([^\]\s])\](.*)")
+_K8S_RESULT = re.compile(r"\S+ check (\S+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +101,34 @@ def _clean(text: str, limit: int = MAX_OUTPUT) -> str:
 
 
 def _word(value: object) -> Status | None:
-    return _STATUS_WORDS.get(value.strip().lower()) if isinstance(value, str) else None
+    return STATUS_WORDS.get(value.strip().lower()) if isinstance(value, str) else None
+
+
+def unknown_status(value: object) -> str:
+    """The reason a status that is not a known word gives: "unknown status 'unhealthy'"."""
+    if isinstance(value, str):
+        return f"unknown status '{_clean(value, 40)}'"
+    return f"unknown status {_clean(json.dumps(value, separators=(',', ':')), 40)}"
+
+
+def _status(entry: dict[str, Any]) -> tuple[Status | None, str | None]:
+    """An entry's status and, for a word that is not known, why it is degraded.
+
+    No ``status`` key says nothing (None); any value that is not a known word
+    is DEGRADED: healthmon never guesses that it means up.
+    """
+    if "status" not in entry:
+        return None, None
+    value = entry["status"]
+    if (status := _word(value)) is not None:
+        return status, None
+    return Status.DEGRADED, unknown_status(value)
+
+
+def _with(prefix: str | None, output: str | None) -> str | None:
+    if prefix is None:
+        return output
+    return _clean(f"{prefix}: {output}") if output else prefix
 
 
 def _short(value: object) -> str | None:
@@ -177,7 +210,7 @@ def _health_checks(checks: object) -> list[FailingCheck]:
         for entry in entries if isinstance(entries, list) else [entries]:
             if not isinstance(entry, dict):
                 continue
-            status = _word(entry.get("status"))
+            status, unknown = _status(entry)
             if status is None or status is Status.UP:
                 continue
             observed = _short(entry.get("observedValue"))
@@ -188,7 +221,7 @@ def _health_checks(checks: object) -> list[FailingCheck]:
                 FailingCheck(
                     name=_clean(f"{name} ({component})" if component else str(name)),
                     status=status,
-                    output=_short(entry.get("output")),
+                    output=_with(unknown, _short(entry.get("output"))),
                     observed=None
                     if observed is None
                     else _clean(f"{observed} {unit or ''}".strip()),
@@ -210,14 +243,17 @@ def _actuator_components(components: object, prefix: str = "") -> list[FailingCh
         if isinstance(nested, dict):
             found += _actuator_components(nested, f"{path}.")
             continue
-        status = _word(component.get("status"))
+        status, unknown = _status(component)
         if status is None or status is Status.UP:
             continue
         details = component.get("details")
         output = details.get("error") if isinstance(details, dict) else None
         found.append(
             FailingCheck(
-                name=_clean(path), status=status, output=_short(output or details), observed=None
+                name=_clean(path),
+                status=status,
+                output=_with(unknown, _short(output or details)),
+                observed=None,
             )
         )
     return found
@@ -226,7 +262,7 @@ def _actuator_components(components: object, prefix: str = "") -> list[FailingCh
 def _verdict(doc: dict[str, Any] | None) -> Verdict:
     if doc is None:
         return Verdict(Status.UP, None)
-    top = _word(doc.get("status"))
+    top, unknown = _status(doc)
     if "checks" in doc:
         checks = _health_checks(doc["checks"])
     elif "components" in doc:
@@ -240,6 +276,10 @@ def _verdict(doc: dict[str, Any] | None) -> Verdict:
     status = max([top or Status.UP, *(c.status for c in checks)], key=_SEVERITY.__getitem__)
     if status is Status.UP:
         return Verdict(Status.UP, None)
+    if unknown is not None and status is top:
+        # The body's own word decides, and it is not one healthmon knows.
+        reason = _with(unknown, _short(doc.get("output")))
+        return Verdict(status, reason, tuple(checks[:MAX_CHECKS]))
     return Verdict(status, _reason(doc, status, checks), tuple(checks[:MAX_CHECKS]))
 
 
@@ -250,24 +290,33 @@ def _k8s_verdict(body: bytes) -> Verdict | None:
     lines = body.decode("utf-8", "replace").strip().splitlines()
     checks: list[FailingCheck] = []
     failed = False
+    unknown: str | None = None
     for line in lines:
         line = line.strip()
-        failed |= _K8S_FAILED.fullmatch(line) is not None
+        if not line.startswith("[") and (result := _K8S_RESULT.fullmatch(line)):
+            failed |= result[1] == "failed"
+            if result[1] not in ("passed", "failed"):
+                unknown = unknown_status(result[1])
         match = _K8S_LINE.match(line)
         if match is None or match[1] == "+":
             continue
-        name, _, reason = match[2].partition(" failed")
+        if match[1] == "-":
+            name, _, reason = match[2].partition(" failed")
+            status, output = Status.DOWN, _short(reason.removeprefix(":").strip())
+        else:  # "[?]name ...": a mark healthmon does not know
+            name, _, rest = match[2].strip().partition(" ")
+            status, output = Status.DEGRADED, _with(unknown_status(f"[{match[1]}]"), _short(rest))
         checks.append(
-            FailingCheck(
-                name=_clean(name.strip() or "check"),
-                status=Status.DOWN,
-                output=_short(reason.removeprefix(":").strip()),
-            )
+            FailingCheck(name=_clean(name.strip() or "check"), status=status, output=output)
         )
+    checks.sort(key=lambda c: -_SEVERITY[c.status])
+    if failed and not any(c.status is Status.DOWN for c in checks):
+        return Verdict(Status.DOWN, _clean(lines[-1].strip()), tuple(checks[:MAX_CHECKS]))
     if checks:
-        return Verdict(Status.DOWN, _reason({}, Status.DOWN, checks), tuple(checks[:MAX_CHECKS]))
-    if failed:
-        return Verdict(Status.DOWN, _clean(lines[-1].strip()))
+        worst = checks[0].status
+        return Verdict(worst, _reason({}, worst, checks), tuple(checks[:MAX_CHECKS]))
+    if unknown is not None:
+        return Verdict(Status.DEGRADED, unknown)
     return Verdict(Status.UP, None)
 
 

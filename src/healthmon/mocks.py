@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from yarl import URL
 
 from healthmon.config import ServiceSettings, Settings
 from healthmon.errors import StartupError
@@ -54,6 +55,14 @@ def payload_for(name: str) -> dict[str, Any]:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def served_path(url: str) -> str:
+    """The path a request for ``url`` arrives with, decoded, as ``request.path`` reads it.
+
+    The query is left out; percent-escapes and non-ASCII text compare by meaning.
+    """
+    return URL(url).path
 
 
 def cors_middleware(origins: frozenset[str]) -> Any:
@@ -117,9 +126,22 @@ class MockService:
 
     def _make_app(self) -> web.Application:
         app = web.Application(middlewares=[cors_middleware(self._origins)])
-        app.router.add_get(self.service.health_path, self._health)
-        if self.service.data_endpoint != self.service.health_path:
-            app.router.add_get(self.service.data_endpoint, self._data)
+        # Every path to one handler that compares it with the configured ones:
+        # a configured path is never read as a router pattern ("{", ":", regex
+        # characters), and a query belongs to the request, not to the route.
+        routes = {
+            served_path(self.service.data_url): self._data,
+            # The health answer wins where both are the same path.
+            served_path(self.service.health_url): self._health,
+        }
+
+        async def route(request: web.Request) -> web.StreamResponse:
+            handler = routes.get(request.path)
+            if handler is None:
+                raise web.HTTPNotFound()
+            return await handler(request)
+
+        app.router.add_get("/{path:.*}", route)
         return app
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -187,12 +209,15 @@ class MockService:
         site = web.TCPSite(runner, self.service.host, self.service.port, reuse_address=True)
         try:
             await site.start()
-        except OSError as exc:
+        except BaseException as exc:
+            # Nothing half-started stays behind, whatever went wrong.
             await runner.cleanup()
-            raise StartupError(
-                f"mock {self.name!r} cannot listen on {self.service.host}:{self.service.port}: "
-                f"{exc.strerror or exc}"
-            ) from None
+            if isinstance(exc, OSError):
+                raise StartupError(
+                    f"mock {self.name!r} cannot listen on {self.service.host}:"
+                    f"{self.service.port}: {exc.strerror or exc}"
+                ) from None
+            raise
         self._runner = runner
 
     async def _close(self) -> None:

@@ -10,7 +10,10 @@ whatever awaits (reading the file, starting new mocks) happens first; then
 the settings, mocks, board, hub and monitor switch in one step of the event
 loop. A mock that cannot start (its port is taken) undoes the reload: the
 mocks it started stop, those it stopped start again, and the error is shown
-like any other config error.
+like any other config error. So does any other failure, at any step (a bug
+included, logged with its traceback): the running configuration stays, every
+mock as it was, the error is shown until the file is fixed, and the reloader
+keeps watching instead of crashing.
 
 Every key is either applied live or logged as needing a restart, by name
 (``config.restart_needed keys=["web.port"]``); a key that needs a restart
@@ -137,8 +140,13 @@ class _Swap:
 
 
 class _MockFailed(Exception):
-    def __init__(self, service: str, error: StartupError) -> None:
-        super().__init__(str(error))
+    def __init__(self, service: str, error: Exception) -> None:
+        # A port taken says it all; anything else is named with its type.
+        if isinstance(error, StartupError):
+            message = str(error)
+        else:
+            message = f"mock {service!r} cannot start: {type(error).__name__}: {error}"
+        super().__init__(message)
         self.service = service
 
 
@@ -202,6 +210,9 @@ class Reloader:
         except ConfigError as exc:
             self._reject(str(exc))
             return
+        except Exception as exc:
+            self._reject(f"{self.path}: cannot load: {type(exc).__name__}: {exc}", crashed=True)
+            return
         old = live.settings
         restart = restart_keys(old, loaded)
         new = in_force(old, loaded)
@@ -222,9 +233,18 @@ class Reloader:
                 try:
                     swap = await self._start_mocks(new, after, retired)
                 except _MockFailed as exc:
-                    self._reject(f"{self.path}: {exc}", service=exc.service)
+                    crashed = not isinstance(exc.__cause__, StartupError)
+                    self._reject(f"{self.path}: {exc}", service=exc.service, crashed=crashed)
                     return
-                await self._switch(new, after, swap, removed)
+                mocks_before = dict(mocks)
+                try:
+                    await self._switch(new, after, swap, removed)
+                except Exception as exc:
+                    await self._switch_back(old, before, mocks_before, swap)
+                    self._reject(
+                        f"{self.path}: cannot apply: {type(exc).__name__}: {exc}", crashed=True
+                    )
+                    return
             # Out of the way now that nothing uses them.
             await asyncio.gather(*(mock.stop() for mock in swap.leaving))
         else:
@@ -242,11 +262,16 @@ class Reloader:
             # The name the walkthrough and the process test look for.
             log.info("config.reloaded", added=added, removed=removed, changed=changed)
 
-    def _reject(self, error: str, *, service: str | None = None) -> None:
-        """Keep the running configuration; log and show why, once per error."""
+    def _reject(self, error: str, *, service: str | None = None, crashed: bool = False) -> None:
+        """Keep the running configuration; log and show why, once per error.
+
+        ``crashed``: the error is healthmon's own, so its traceback is logged too.
+        """
         if error == self.app[CONFIG].error:
             return
-        extra = {"service": service} if service is not None else {}
+        extra: dict[str, object] = {"service": service} if service is not None else {}
+        if crashed:
+            extra["exc_info"] = True
         log.error("config.invalid", error=error, kept="the running configuration", **extra)
         self._set_error(error)
 
@@ -268,6 +293,7 @@ class Reloader:
         mocks = self.app[MOCKS]
         starting = {n: s for n, s in after.items() if s.mock and (n not in mocks or n in retired)}
         ports = {s.port for s in starting.values()}
+        name = ""
         try:
             # A retired mock whose port a new one wants stops first.
             for name in retired:
@@ -278,14 +304,13 @@ class Reloader:
                 previous = mocks.get(name)
                 # A changed mock keeps the mode a teacher switched it to.
                 mock = mock_for(service, new, mode=previous.mode if previous else Mode.UP)
-                try:
-                    await mock.start()
-                except StartupError as exc:
-                    raise _MockFailed(name, exc) from None
+                # Kept before it starts: an undo stops whatever it left running.
                 swap.started[name] = mock
-        except _MockFailed:
+                await mock.start()
+        except Exception as exc:
+            # Whatever failed, the mocks are put back as they were.
             await self._undo(swap)
-            raise
+            raise _MockFailed(name, exc) from exc
         swap.leaving = [mocks[n] for n in retired if mocks[n] not in swap.stopped]
         return swap
 
@@ -298,6 +323,21 @@ class Reloader:
                 # Its port was taken meanwhile: show it down, as it is.
                 mock.mode = Mode.DOWN
                 log.error("mock.restore_failed", service=mock.name, error=str(exc))
+
+    async def _switch_back(
+        self,
+        old: Settings,
+        before: dict[str, ServiceSettings],
+        mocks_before: dict[str, MockService],
+        swap: _Swap,
+    ) -> None:
+        """After a switch that failed part-way: every part on ``old`` again, each mock as it was."""
+        if MOCKS in self.app:
+            mocks = self.app[MOCKS]
+            mocks.clear()
+            mocks.update(mocks_before)
+        await self._undo(swap)
+        await self._switch(old, before, _Swap(), [])
 
     async def _switch(
         self,

@@ -2,11 +2,15 @@
 
 ``guard`` is the application's one middleware. It refuses a request whose
 ``Host`` is not one of this server's names (421, before any handler runs:
-the defence against DNS rebinding, as Starlette's TrustedHostMiddleware), and
-adds a Content-Security-Policy, ``nosniff`` and ``Referrer-Policy`` to every
-other answer. It is a plain function, not a coroutine: a WebSocket upgrade
-passes straight to its handler's coroutine, so a long-lived socket holds no
+the defence against DNS rebinding, as Starlette's TrustedHostMiddleware).
+It is a plain function, not a coroutine: every request passes straight to
+its handler's coroutine, so a long-lived socket or stream holds no
 middleware frame.
+
+``secure_headers`` adds a Content-Security-Policy, ``nosniff`` and
+``Referrer-Policy`` to every answer, as aiohttp sends its headers
+(``on_response_prepare``): pages, errors, 404s, event streams and the
+WebSocket's 101 alike, whatever the request carries.
 
 Cross-origin reading (CORS) is allowed on the read-only routes in
 ``SHARED_PATHS`` for the origins ``origin_allowed`` names: the page's own and
@@ -86,10 +90,13 @@ def content_security_policy(settings: Settings, host: str) -> str:
     )
 
 
+async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every answer gets the headers just before they are sent."""
+    add_headers(response, request)
+
+
 def add_headers(response: web.StreamResponse, request: web.Request) -> None:
-    """The security headers, and CORS on a shared route; a streaming handler calls it itself."""
-    if response.prepared:  # already sent (a stream): too late, and nothing to protect
-        return
+    """The security headers, and CORS on a shared route; a handler's own values are kept."""
     headers = response.headers
     settings = request.app[CONFIG].settings
     headers.setdefault("Content-Security-Policy", content_security_policy(settings, request.host))
@@ -125,16 +132,6 @@ def add_preflights(app: web.Application) -> None:
         app.router.add_route("OPTIONS", path, preflight)
 
 
-async def _with_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # an error answer is a response too
-        add_headers(exc, request)
-        raise
-    add_headers(response, request)
-    return response
-
-
 def _refuse(exc: web.HTTPException) -> web.HTTPException:
     exc.headers["X-Content-Type-Options"] = "nosniff"
     exc.headers["Content-Security-Policy"] = "default-src 'none'"
@@ -143,7 +140,7 @@ def _refuse(exc: web.HTTPException) -> web.HTTPException:
 
 @web.middleware
 def guard(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
-    """Refuse a Host that is not ours (421); give every other answer the security headers."""
+    """Refuse a Host that is not ours (421); hand every other request on, frameless."""
     host = request.headers.get("Host")
     if not host:
         raise _refuse(web.HTTPBadRequest(text="a Host header is required"))
@@ -156,6 +153,4 @@ def guard(request: web.Request, handler: Handler) -> Awaitable[web.StreamRespons
                 "add it to [web] allowed_hosts to allow it"
             )
         )
-    if request.headers.get("Upgrade", "").lower() == "websocket":
-        return handler(request)
-    return _with_headers(request, handler)
+    return handler(request)

@@ -16,8 +16,10 @@ it saw, so a reconnection resumes from the last numbered message). A
 Like the hub, a message is formatted once per broadcast and the same bytes
 are written to every stream's transport, framed as an HTTP/1.1 chunk (the
 response is chunked; aiohttp's own writer sends the headers, the first chunk
-and the last). Writing never waits; a stream whose unsent backlog passes the
-bound is dropped, and its client resumes where it left off.
+and the last). An HTTP/1.0 stream is not chunked, so its connection closes
+when the stream ends, keep-alive or not. Writing never waits; a stream whose
+unsent backlog passes the bound is dropped, and its client resumes where it
+left off.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from aiohttp.http import HttpVersion11
 
 from healthmon.hub import HEARTBEAT_SLICE, Encoded, Hub, Since, parse_since, send
 from healthmon.origins import origin_allowed
-from healthmon.security import add_headers
 from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
@@ -90,8 +91,10 @@ class EventStreams:
         chunked = request.version >= HttpVersion11
         if chunked:
             response.enable_chunked_encoding()
-        # The guard adds these after the handler: too late for a stream.
-        add_headers(response, request)
+        else:
+            # Unframed (HTTP/1.0), only the end of the connection can end the
+            # stream: never keep it alive, whatever the request asks for.
+            response.force_close()
         await response.prepare(request)
         transport = request.transport
         if transport is None:  # the client left already

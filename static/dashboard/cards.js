@@ -40,6 +40,12 @@ function staleFor(svc, now) {
   return typeof svc.freshAt === "number" ? ago(svc.freshAt, now) : "an unknown time";
 }
 
+// While the page polls, a service it may not read (no CORS) is not checked by it:
+// it keeps its last known state, never shown down for it.
+export function unchecked(svc) {
+  return Boolean(svc.unreadable) && store.connection === "polling";
+}
+
 // The legend says why: stale keeps the last state but does not claim it.
 function renderGate(card, svc, now) {
   const gate = $(card, "[data-role=gate]");
@@ -52,7 +58,7 @@ function renderGate(card, svc, now) {
   gate.setAttribute("data-stale", svc.stale ? "true" : "false");
   if (svc.stale) {
     setText(legend, SHAPES[svc.status] + " Last known: " + svc.status + (svc.status === "down" && svc.reason ? ", " + svc.reason : "") +
-      " · not confirmed for " + staleFor(svc, now));
+      " · not confirmed for " + staleFor(svc, now) + (unchecked(svc) ? " · can't check from this page" : ""));
   } else if (closed) {
     // In words, one level deep: "billing is down: connection refused".
     const why = verdict && verdict.cause !== "down" && verdict.reason ? verdict.reason
@@ -61,7 +67,7 @@ function renderGate(card, svc, now) {
   } else if (svc.status === "degraded") {
     setText(legend, "▲ Warning — " + svc.name + " is degraded; answers may be slow or partial");
   } else if (svc.status === "unknown") {
-    setText(legend, "Available — status not checked yet");
+    setText(legend, unchecked(svc) ? "? Can't check from this page" : "Available — status not checked yet");
   } else {
     setText(legend, "Available");
   }
@@ -88,12 +94,14 @@ function renderCard(svc, now) {
   }
   card.setAttribute("data-status", svc.status);
   card.setAttribute("data-stale", stale ? "true" : "false");
+  card.setAttribute("data-unchecked", unchecked(svc) ? "true" : "false");
   setPill($(card, "[data-role=state]"), svc.status);
   const staleNote = $(card, "[data-role=stale]");
   staleNote.hidden = !stale;
-  setText($(staleNote, ".stale-text"), stale ? "Stale — no fresh check for " + staleFor(svc, now) : "");
+  const cannot = unchecked(svc) ? "can't check from this page (no CORS); " : "";
+  setText($(staleNote, ".stale-text"), stale ? "Stale — " + cannot + "no fresh check for " + staleFor(svc, now) : "");
   const since = $(card, "[data-role=since]");
-  if (svc.status === "unknown") setText(since, "Waiting for the first check");
+  if (svc.status === "unknown") setText(since, cannot ? "Can't check from this page: it does not allow this page's origin" : "Waiting for the first check");
   else if (stale) setText(since, "Last known: " + WORDS[svc.status] + (svc.since ? " since " + clock(svc.since) : ""));
   else if (svc.since) setText(since, WORDS[svc.status] + " for " + ago(svc.since, now) + " (since " + clock(svc.since) + ")");
   else setText(since, WORDS[svc.status]);
@@ -302,14 +310,18 @@ function renderSummary() {
   const counts = { down: 0, degraded: 0, unknown: 0, up: 0 };
   let worst = "up";
   let stale = 0;
+  let cannot = 0; // services this page cannot check itself, while it polls
+  let waiting = 0; // unknown, and this page is still to check them
   store.order.forEach((name) => {
     const svc = store.services[name];
     counts[svc.status] += 1;
     if (RANK[svc.status] > RANK[worst]) worst = svc.status;
     if (svc.stale) stale += 1;
+    if (unchecked(svc)) cannot += 1;
+    else if (svc.status === "unknown") waiting += 1;
   });
   const head = worst === "down" ? "Outage" : worst === "degraded" ? "Partially degraded"
-    : worst === "unknown" ? "Checking…" : stale ? "Last known: all up" : "All systems up";
+    : worst === "unknown" ? (waiting ? "Checking…" : "Not all known") : stale ? "Last known: all up" : "All systems up";
   const summary = document.getElementById("summary");
   summary.setAttribute("data-worst", worst);
   summary.setAttribute("data-stale", String(stale));
@@ -317,6 +329,7 @@ function renderSummary() {
   const parts = [];
   ["down", "degraded", "unknown", "up"].forEach((k) => { if (counts[k]) parts.push(counts[k] + " " + k); });
   if (stale) parts.push("◷ " + stale + " stale");
+  if (cannot) parts.push(cannot + " not checkable from this page");
   setText($(summary, ".summary-counts"), parts.join(" · "));
   const title = counts.down ? "(" + counts.down + " down) healthmon"
     : counts.degraded ? "(" + counts.degraded + " degraded) healthmon" : "healthmon";
@@ -346,7 +359,11 @@ function renderConnection(now, lastPollAt) {
     }
     const retry = store.reconnectAt ? " It tries the live channel again in " + Math.max(0, Math.ceil((store.reconnectAt - now) / 1000)) + " s." : "";
     setText($(banner, ".banner-title"), why.charAt(0).toUpperCase() + why.slice(1) + ".");
-    setText($(banner, ".banner-text"), "This page is checking the services itself every second." + retry);
+    const cannot = store.order.filter((name) => unchecked(store.services[name]));
+    const one = cannot.length === 1;
+    const unread = cannot.length ? " It cannot check " + cannot.join(", ") + (one ? " (it does not" : " (they do not") +
+      " allow this page's origin): " + (one ? "its" : "their") + " last known state is shown." : "";
+    setText($(banner, ".banner-text"), "This page is checking the services itself every second." + unread + retry);
   }
 }
 

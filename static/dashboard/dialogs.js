@@ -164,7 +164,10 @@ function submitForm(name, form) {
   out.hidden = false;
   out.setAttribute("data-state", "loading");
   out.textContent = "Sending q=" + q + " …";
-  requestData(svc.dataUrl + "?q=" + encodeURIComponent(q)).then(
+  // The endpoint's own query (data_endpoint = "/data?limit=5") stays; q joins it.
+  const url = new URL(svc.dataUrl);
+  url.search = (url.search ? url.search + "&" : "?") + "q=" + encodeURIComponent(q);
+  requestData(url.href).then(
     (r) => {
       out.setAttribute("data-state", "ok");
       const echoed = r.json && r.json.query ? r.json.query : null;

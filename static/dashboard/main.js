@@ -83,6 +83,10 @@ hm.on("change", ({ name, previous, current }) => {
   const svc = store.services[name];
   if (!svc) return;
   sync(svc, hm.service(name));
+  if (current.unreadable && !previous.unreadable) {
+    // Said once: the page stops polling it, and shows what it last knew.
+    announce(name + ": this page cannot check it itself (it does not allow this page's origin); showing its last known state.");
+  }
   if (current.status !== previous.status) {
     addChange(svc, current.since || Date.now(), current.status);
     // First knowledge (unknown → x) is not a change worth a log line.

@@ -99,6 +99,7 @@ export function sync(svc, info) {
   svc.serverStale = info.serverStale;
   svc.freshAt = info.checkedAt;
   svc.blockedBy = info.blockedBy;
+  svc.unreadable = info.unreadable || null; // this page cannot check it itself (no CORS)
   if (info.healthUrl) svc.healthUrl = info.healthUrl;
   if (info.dataUrl) svc.dataUrl = info.dataUrl;
 }

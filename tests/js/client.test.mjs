@@ -71,6 +71,25 @@ test("health answers are read as healthmon reads them", () => {
   assert.equal(classifyHealth(200, '{"checks":{"db":{"status":"warn","observedValue":9,"observedUnit":"ms"}}}').checks[0].observed, "9 ms");
 });
 
+test("a status word healthmon does not know is never read as up", () => {
+  const cases = [
+    ['{"status":"unhealthy"}', "degraded", "unknown status 'unhealthy'"],
+    ['{"status":"failed","output":"db"}', "degraded", "unknown status 'failed': db"],
+    ['{"status":"CRITICAL"}', "degraded", "unknown status 'CRITICAL'"],
+    ['{"status":false}', "degraded", "unknown status false"],
+    ['{"status":null}', "degraded", "unknown status null"],
+    ['{"status":"OUT_OF_SERVICE"}', "down", "health status: out_of_service"],
+    ['{"status":"UNKNOWN"}', "degraded", "health status: unknown"],
+    ['{"status":"pass","checks":{"db":[{"status":"unhealthy"}]}}', "degraded", "db: warn: unknown status 'unhealthy'"],
+    ['{"status":"pass","checks":{"db":[{"status":"unhealthy"},{"status":"fail"}]}}', "down", "db: fail (+1 more)"],
+    ['{"status":"pass","checks":{"db":[{"observedValue":3}]}}', "up", null],
+  ];
+  for (const [body, status, reason] of cases) {
+    const read = classifyHealth(200, body);
+    assert.deepEqual([read.status, read.reason], [status, reason], body);
+  }
+});
+
 test("a snapshot over the WebSocket gives every service's status and resolves ready", async () => {
   const r = await live({ overrides: { billing: { status: "down", reason: "connection refused" } } });
   const hm = await r.hm.ready;
@@ -207,6 +226,44 @@ test("with both channels off it polls each health URL, and stops when a channel 
   back.receive(heartbeat());
   assert.equal(r.hm.connection().transport, "websocket");
   assert.ok(r.healthCalls().length <= polled + 3, "at most the requests already in flight");
+});
+
+async function pollingWith(routes) {
+  const r = await live({ routes });
+  r.ws.sockets[0].serverClose(1001);
+  r.es.sources[0].fail(true);
+  await r.clock.advance(0);
+  assert.equal(r.hm.connection().transport, "polling");
+  return r;
+}
+
+test("a service that answers without CORS is never shown down, and is polled no more", async () => {
+  const url = "http://svc.test:3002/health";
+  const r = await pollingWith({ [url]: { status: 200, body: { status: "pass" }, cors: false } });
+  const billing = r.hm.status("billing");
+  assert.equal(billing.status, "up", "its last pushed state stays");
+  assert.match(billing.unreadable, /^can't check from this page/);
+  assert.equal(r.hm.service("billing").unreadable, billing.unreadable);
+  const asked = r.net.calls.filter((u) => u === url).length;
+  assert.equal(asked, 2, "one read, one opaque request");
+  await r.clock.advance(5000);
+  assert.equal(r.net.calls.filter((u) => u === url).length, asked, "not polled again");
+  assert.equal(r.hm.status("auth").source, "polling", "the others are");
+  assert.ok(r.seen.change.every((c) => c.name !== "billing" || c.current.status !== "down"));
+  // Its state is not confirmed, and gating says why.
+  assert.equal(r.hm.status("billing").stale, true);
+  const verdict = r.hm.verdict({ requires: ["billing"] });
+  assert.equal(verdict.allowed, false);
+  assert.equal(verdict.cause, "unknown");
+  assert.match(verdict.reason, /^this page can't check billing: .*\(last known: up\)$/);
+});
+
+test("a service that refuses connections is shown down by the page's own poll", async () => {
+  const url = "http://svc.test:3002/health";
+  const r = await pollingWith({ [url]: undefined });
+  const billing = r.hm.status("billing");
+  assert.deepEqual([billing.status, billing.source, billing.unreadable], ["down", "polling", null]);
+  assert.equal(billing.reason, "no answer: connection refused or network error");
 });
 
 test("a dead monitor makes the client poll while the socket stays open", async () => {

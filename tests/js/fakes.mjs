@@ -91,15 +91,23 @@ export function fakeEventSource() {
   return { FakeEventSource, sources };
 }
 
-/** fetch answering from `routes` (url -> {status, body} or a function of the url); records every call. */
+/**
+ * fetch answering from `routes` (url -> {status, body} or a function of the url); records every
+ * call. A route with `cors: false` answers as a service without CORS headers does: a read fails
+ * as a refused connection would, and a "no-cors" request gets an opaque answer.
+ */
 export function fakeFetch(routes) {
   const calls = [];
-  function fetch(url) {
+  function fetch(url, init = {}) {
     const href = String(url);
     calls.push(href);
     let answer = routes[href];
     if (typeof answer === "function") answer = answer(href);
     if (!answer) return Promise.reject(new TypeError("Failed to fetch"));
+    if (init.mode === "no-cors") {
+      return Promise.resolve({ type: "opaque", ok: false, status: 0, text: () => Promise.resolve("") });
+    }
+    if (answer.cors === false) return Promise.reject(new TypeError("Failed to fetch"));
     const text = typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body ?? "");
     return Promise.resolve({
       ok: answer.status >= 200 && answer.status < 300,
