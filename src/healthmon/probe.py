@@ -49,6 +49,19 @@ class Answer(NamedTuple):
     content_type: str = ""
 
 
+def connect_failure(exc: OSError) -> str:
+    """Why a connection could not be opened, in the words every kind of check uses.
+
+    A reset while connecting (a listener closed with the connection still in
+    its queue: a service stopping) reads as the reset it is, like one later on.
+    """
+    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError) or exc.errno == errno.ECONNRESET:
+        return f"network error: {exc.strerror or 'Connection reset by peer'}"
+    return f"cannot connect: {exc.strerror or exc}"
+
+
 class ProbeError(Exception):
     """No usable answer; the message is the reason a person sees."""
 
@@ -119,9 +132,7 @@ class Probe:
                 lambda: _Connection(self._on_idle_lost), self._host, self._port
             )
         except OSError as exc:
-            if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
-                raise ProbeError("connection refused") from None
-            raise ProbeError(f"cannot connect: {exc}") from None
+            raise ProbeError(connect_failure(exc)) from None
         self._connection = connection
         return connection
 

@@ -19,7 +19,14 @@ from healthmon.checks.base import CheckResult, CheckSpec, Verdict, Wake, result_
 from healthmon.health import MAX_BODY as BODY_LIMIT
 from healthmon.health import no_answer, read_answer
 from healthmon.models import Status
-from healthmon.probe import MAX_HEAD_BYTES, MAX_HEADERS, Answer, Probe, ProbeError
+from healthmon.probe import (
+    MAX_HEAD_BYTES,
+    MAX_HEADERS,
+    Answer,
+    Probe,
+    ProbeError,
+    connect_failure,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -105,8 +112,7 @@ async def _ask(session: aiohttp.ClientSession, spec: CheckSpec, probe: Probe | N
     except aiohttp.ClientConnectorCertificateError as exc:
         return no_answer(f"TLS certificate not trusted: {exc.certificate_error}")
     except aiohttp.ClientConnectorError as exc:
-        refused = isinstance(exc.os_error, ConnectionRefusedError)
-        return no_answer("connection refused" if refused else f"cannot connect: {exc.os_error}")
+        return no_answer(connect_failure(exc.os_error))
     except aiohttp.ClientResponseError as exc:
         if isinstance(exc.__cause__, aiohttp.http_exceptions.HttpProcessingError):
             # aiohttp could not parse the answer (its status 400 is its own, not the service's).

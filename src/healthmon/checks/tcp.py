@@ -8,7 +8,6 @@ accept and does not hold one of its connection slots.
 from __future__ import annotations
 
 import asyncio
-import errno
 import time
 
 import structlog
@@ -17,6 +16,7 @@ import yarl
 from healthmon.checks.base import CheckResult, CheckSpec, Verdict, Wake, result_of
 from healthmon.health import no_answer
 from healthmon.models import Status
+from healthmon.probe import connect_failure
 
 log = structlog.get_logger(__name__)
 
@@ -47,9 +47,7 @@ class TcpCheck:
         except TimeoutError:
             return no_answer(f"no connection within {self.spec.timeout_ms} ms")
         except OSError as exc:
-            if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
-                return no_answer("connection refused")
-            return no_answer(f"cannot connect: {exc.strerror or exc}")
+            return no_answer(connect_failure(exc))
         except Exception as exc:  # CancelledError is no Exception: cancelling still cancels
             log.error("check.failed", service=self.spec.name, exc_info=True)
             return Verdict(Status.DOWN, f"check failed: {type(exc).__name__}: {exc}"[:200])
