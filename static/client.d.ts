@@ -132,7 +132,7 @@ export interface ServicesEvent {
 }
 
 export interface MessageEvent {
-  /** The server's message as sent (initialSnapshot, statusUpdate, heartbeat, welcome, configError). */
+  /** The server's message as sent (initialSnapshot, statusUpdate, heartbeat, welcome, configError, restartNeeded). */
   message: { type: string; [key: string]: unknown };
   via: "websocket" | "sse";
   at: number;

@@ -21,6 +21,8 @@ export const VERSION = "1";
 
 const STATES = ["up", "degraded", "down", "unknown"];
 const PUSH = ["websocket", "sse"];
+// Messages that change state carry `stream` and `seq` (restartNeeded only where the server numbers it).
+const NUMBERED = ["initialSnapshot", "statusUpdate", "configError", "restartNeeded"];
 const CHANNEL_NAMES = { websocket: "WebSocket", sse: "Server-Sent Events stream" };
 // The status words healthmon knows (healthmon/health.py); any other is "warn".
 const PASS = ["pass", "ok", "up"];
@@ -230,9 +232,14 @@ export function createClient(baseUrl, options = {}) {
     if (typeof s.health_url === "string" && /^https?:\/\//i.test(s.health_url)) svc.healthUrl = s.health_url;
     else if (svc.url && typeof s.health_path === "string") svc.healthUrl = svc.url + s.health_path;
     if (svc.healthUrl !== healthUrl) svc.unreadable = null; // another URL: worth a try
-    if (typeof s.data_url === "string") svc.dataUrl = s.data_url;
-    else if (svc.url && typeof s.data_endpoint === "string") svc.dataUrl = svc.url + s.data_endpoint;
-    if (typeof s.data_endpoint === "string") svc.dataEndpoint = s.data_endpoint;
+    // A data endpoint only where one is configured, and only an http(s) one a
+    // page can fetch: a tcp or grpc service's "data URL" is its address.
+    if ("data_url" in s || "has_data" in s) {
+      svc.dataUrl = s.has_data !== false && typeof s.data_url === "string" && /^https?:\/\//i.test(s.data_url) ? s.data_url : null;
+    } else if (svc.url && typeof s.data_endpoint === "string" && /^https?:\/\//i.test(svc.url)) {
+      svc.dataUrl = svc.url + s.data_endpoint;
+    }
+    if ("data_endpoint" in s) svc.dataEndpoint = svc.dataUrl && typeof s.data_endpoint === "string" ? s.data_endpoint : "";
     if (typeof s.mock === "boolean") { svc.mock = s.mock; svc.mode = s.mode; }
     if (Array.isArray(s.depends_on)) svc.dependsOn = list(s.depends_on);
     if (typeof s.stale_after_ms === "number" && s.stale_after_ms > 0) svc.staleAfterMs = s.stale_after_ms;
@@ -377,7 +384,7 @@ export function createClient(baseUrl, options = {}) {
 
   function onMessage(msg, kind) {
     const at = now();
-    const numbered = msg.type === "initialSnapshot" || msg.type === "statusUpdate" || msg.type === "configError";
+    const numbered = NUMBERED.indexOf(msg.type) >= 0;
     if (numbered && typeof msg.seq === "number" && typeof msg.stream === "string") {
       if (msg.type !== "initialSnapshot" && msg.stream === stream && seq !== null) {
         if (msg.seq <= seq) return; // already applied (a resume overlaps, or a channel switch)
@@ -985,12 +992,17 @@ export function createClient(baseUrl, options = {}) {
 // ---- a gated element ------------------------------------------------------------
 
 const CONTROLS = ["BUTTON", "INPUT", "SELECT", "TEXTAREA", "FIELDSET", "OPTGROUP", "OPTION"];
+const SUBMITS = "button[type=submit], button:not([type]), input[type=submit], input[type=image]";
 let reasonIds = 0;
 
 /**
- * One gated element. Closed: aria-disabled="true", `disabled` on form
- * controls, clicks (links, other elements) and submits (forms) blocked, and
- * the reason in words in a [data-hm-reason] element beside it (and its title).
+ * One gated element. Closed: aria-disabled="true", `disabled` on a form
+ * control (a form's submit buttons for a form), clicks (links, other
+ * elements) and submits (forms) blocked, and the reason in words in a
+ * [data-hm-reason] element beside it (and its title). The gate owns
+ * `disabled`: one written in the markup is the closed state until the module
+ * runs, and the first verdict that allows lifts it; release() puts back what
+ * the markup had.
  */
 class Gate {
   constructor(hm, element, opts) {
@@ -1004,6 +1016,7 @@ class Gate {
       describedBy: element.getAttribute("aria-describedby"),
       disabled: CONTROLS.indexOf(element.tagName) >= 0 ? element.disabled : null,
     };
+    this.submits = new Map(); // a form's submit button -> {disabled, ariaDisabled} before the gate
     this.reasonEl = this.opts.reason === false ? null : this.findReason();
     this.block = (event) => {
       if (!this.current || this.current.allowed) return;
@@ -1055,9 +1068,12 @@ class Gate {
     el.setAttribute("data-hm-gate", closed ? "closed" : "open");
     if (v.cause) el.setAttribute("data-hm-cause", v.cause);
     else el.removeAttribute("data-hm-cause");
-    if (this.saved.disabled !== null && !this.saved.disabled) el.disabled = closed;
+    if (this.saved.disabled !== null) el.disabled = closed;
     if (el.tagName === "FORM") {
-      el.querySelectorAll("button[type=submit], button:not([type]), input[type=submit]").forEach((b) => {
+      // A form has no `disabled` of its own: its submit buttons do.
+      el.querySelectorAll(SUBMITS).forEach((b) => {
+        if (!this.submits.has(b)) this.submits.set(b, { disabled: b.disabled, ariaDisabled: b.getAttribute("aria-disabled") });
+        b.disabled = closed;
         b.setAttribute("aria-disabled", closed ? "true" : "false");
       });
     }
@@ -1091,6 +1107,12 @@ class Gate {
     el.removeAttribute("data-hm-gate");
     el.removeAttribute("data-hm-cause");
     if (this.saved.disabled !== null) el.disabled = this.saved.disabled;
+    this.submits.forEach((was, b) => {
+      b.disabled = was.disabled;
+      if (was.ariaDisabled === null) b.removeAttribute("aria-disabled");
+      else b.setAttribute("aria-disabled", was.ariaDisabled);
+    });
+    this.submits.clear();
     if (this.reasonEl && this.reasonEl.hasAttribute("data-hm-made")) this.reasonEl.remove();
     else if (this.reasonEl) { this.reasonEl.textContent = ""; this.reasonEl.hidden = true; }
     this.hm._removeGate(this);

@@ -205,8 +205,8 @@ def test_gate_follows_a_change_within_one_interval(
 def test_a_gated_form_blocks_its_submit_with_the_reason(
     new_tab: Callable[..., Tab], system: Server
 ) -> None:
-    """The sign-in form (requires auth, allow up) blocks its submit with the reason while auth is
-    down or degraded, and submits once auth is up.
+    """The sign-in form (requires auth, allow up) disables its submit button and blocks its submit
+    with the reason while auth is down or degraded, and submits once auth is up.
     """
     tab = open_page(new_tab, system.base() + "/example")
     page = tab.page
@@ -219,7 +219,8 @@ def test_a_gated_form_blocks_its_submit_with_the_reason(
     expect(form).to_have_attribute("aria-disabled", "true", timeout=2000)
     expect(reason).to_have_text("auth is degraded (auth was switched to degraded)")
     expect(submit).to_have_attribute("aria-disabled", "true")
-    submit.click(force=True)  # as a user may: the button works, the submit is blocked
+    expect(submit).to_be_disabled()
+    submit.click(force=True)  # as a user may try: nothing is submitted
     assert page.url == start, "the submit went through"
     system.set_mode("auth", "down")
     expect(reason).to_contain_text("auth is down", timeout=2000)
