@@ -49,6 +49,9 @@ def _context(request: web.Request) -> dict[str, object]:
     return {
         "services": document["services"],
         "config_error": document.get("config_error"),
+        # The file the server runs from, and saved keys that wait for a restart.
+        "config_file": document.get("config_file"),
+        "restart_needed": document.get("restart_needed") or [],
         "placeholder": PLACEHOLDER,
         "placeholder_mock": {**PLACEHOLDER, "mock": True},
         "bootstrap_json": json.dumps(document),
@@ -75,6 +78,13 @@ CLIENT_FILES = {
 }
 
 
+async def favicon(request: web.Request) -> web.FileResponse:
+    """The neutral icon, for what asks /favicon.ico (the pages name theirs, and the
+    dashboard draws the worst state into it).
+    """
+    return web.FileResponse(static_dir() / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
+
+
 async def client_file(request: web.Request) -> web.FileResponse:
     name, content_type = CLIENT_FILES[request.path]
     headers = {"Content-Type": content_type}
@@ -93,6 +103,7 @@ def setup_page(app: web.Application) -> None:
     app[STATIC_VERSION] = _static_version()
     app.router.add_get("/", index)
     app.router.add_get("/example", example)
+    app.router.add_get("/favicon.ico", favicon)
     for path in CLIENT_FILES:
         app.router.add_get(path, client_file)
     app.router.add_static("/static/", static_dir())

@@ -3,8 +3,10 @@
 // reload adds or removes (cloned from the <template>s the server rendered).
 
 import { $, RANK, SHAPES, WORDS, ago, announce, cardOf, clock, duration, escapeHtml, fmtMs, modalOf, noAnswer, rowOf, setText, span } from "./format.js";
-import { SAMPLES, STORED_WINDOWS, UPTIME_WINDOW_MS, percentText, storedFigures, uptimeFigures } from "./history.js";
+import { SAMPLES, STORED_WINDOWS, UPTIME_WINDOW_MS, percentText, stateSeconds, storedFigures, uptimeFigures } from "./history.js";
 import { store } from "./store.js";
+import { renderConfig } from "./config.js";
+import { showWorst } from "./favicon.js";
 
 const CHECKS_SHOWN = 3;
 const SVG = "http://www.w3.org/2000/svg";
@@ -118,8 +120,25 @@ function renderCard(svc, now) {
   reason.hidden = !svc.reason;
   setText(reason, svc.reason ? "Reason: " + svc.reason : "");
   renderChecks($(card, "[data-role=checks]"), svc);
+  renderData(card, svc);
   renderGate(card, svc, now);
   renderHistory(card, svc, now);
+}
+
+// Data controls only for a service with a data endpoint; without one, the
+// stored history keeps a button of its own while there is any.
+function renderData(card, svc) {
+  const has = Boolean(svc.dataUrl);
+  if (card.getAttribute("data-has-data") !== String(has)) card.setAttribute("data-has-data", String(has));
+  const gate = $(card, "[data-role=gate]");
+  if (gate.hidden === has) gate.hidden = !has;
+  const history = $(card, "[data-action=history]");
+  const showHistory = !has && Boolean(store.history && store.history.available);
+  if (history.hidden === showHistory) history.hidden = !showHistory;
+  if (has) {
+    const path = svc.dataEndpoint || new URL(svc.dataUrl).pathname;
+    setText($(card, "[data-role=query-path]"), path + (path.indexOf("?") >= 0 ? "&" : "?") + "q=");
+  }
 }
 
 // The failing checks, worst first: at most three, then "+N more".
@@ -260,6 +279,11 @@ function renderStored(line, figures) {
 
 function renderHistory(card, svc, now) {
   renderUptime(card, svc, now);
+  renderSpark(card, svc);
+  renderSparkText(card, svc, now);
+}
+
+function renderSpark(card, svc) {
   const samples = svc.samples;
   const key = samples.length ? samples.length + ":" + samples[samples.length - 1].at + ":" + samples[0].at + ":" + samples[samples.length - 1].status : "0";
   const spark = $(card, "[data-role=spark]");
@@ -267,7 +291,6 @@ function renderHistory(card, svc, now) {
   spark.setAttribute("data-key", key);
   const values = samples.map((s) => s.latency).filter((v) => v !== null);
   const max = values.length ? Math.max(...values) : 0;
-  const min = values.length ? Math.min(...values) : 0;
   // The line's scale: 0 … the highest sample, but at least 10 ms, so a
   // fast service's sub-millisecond jitter stays a flat line near the floor.
   const top = Math.max(max, 10);
@@ -296,10 +319,13 @@ function renderHistory(card, svc, now) {
   });
   flush();
   spark.setAttribute("data-points", String(values.length));
-  const counts = {};
-  samples.forEach((s) => { if (s.status !== "none") counts[s.status] = (counts[s.status] || 0) + 1; });
+}
+
+function renderSparkText(card, svc, now) {
+  const values = svc.samples.map((s) => s.latency).filter((v) => v !== null);
+  const counts = stateSeconds(svc, now);
   const states = Object.keys(counts).map((k) => counts[k] + " s " + k).join(", ");
-  let text = values.length ? "Last 60 s: min " + fmtMs(min) + ", max " + fmtMs(max) : "Last 60 s: no latency samples yet";
+  let text = values.length ? "Last 60 s: min " + fmtMs(Math.min(...values)) + ", max " + fmtMs(Math.max(...values)) : "Last 60 s: no latency samples yet";
   if (states) text += " · " + states;
   setText($(card, "[data-role=spark-text]"), text);
 }
@@ -331,6 +357,7 @@ function renderSummary() {
   if (stale) parts.push("◷ " + stale + " stale");
   if (cannot) parts.push(cannot + " not checkable from this page");
   setText($(summary, ".summary-counts"), parts.join(" · "));
+  showWorst(worst);
   const title = counts.down ? "(" + counts.down + " down) healthmon"
     : counts.degraded ? "(" + counts.degraded + " degraded) healthmon" : "healthmon";
   if (document.title !== title) document.title = title;
@@ -367,12 +394,6 @@ function renderConnection(now, lastPollAt) {
   }
 }
 
-function renderConfigError() {
-  const banner = document.getElementById("config-banner");
-  banner.hidden = !store.configError;
-  setText($(banner, "[data-role=config-error-text]"), store.configError || "");
-}
-
 // A quiet line, not a banner: the page works, only the long view is missing.
 function renderHistoryNotice() {
   const notice = document.getElementById("history-notice");
@@ -391,16 +412,25 @@ export function renderOrder() {
   });
 }
 
+/**
+ * Projector mode: the grid's columns and how dense the cards are, so up to
+ * eight fit one screen (as the template renders them first: index.html).
+ */
+function renderDensity(count) {
+  const cols = String(count <= 1 ? 1 : count <= 4 ? 2 : count <= 6 ? 3 : 4);
+  const density = count > 8 ? "many" : count > 4 ? "dense" : "few";
+  const root = document.documentElement;
+  if (root.getAttribute("data-cols") !== cols) root.setAttribute("data-cols", cols);
+  if (root.getAttribute("data-cards") !== density) root.setAttribute("data-cards", density);
+}
+
 export function renderCards(now, lastPollAt) {
   store.order.forEach((name) => renderCard(store.services[name], now));
-  // Projector mode: the grid's columns, so every card fits one screen.
-  const cols = String(Math.max(1, Math.ceil(Math.sqrt(store.order.length))));
-  const grid = document.getElementById("services");
-  if (grid.style.getPropertyValue("--cols") !== cols) grid.style.setProperty("--cols", cols);
+  renderDensity(store.order.length);
   renderSummary();
   renderConnection(now, lastPollAt);
   renderOrder();
-  renderConfigError();
+  renderConfig();
   renderHistoryNotice();
 }
 

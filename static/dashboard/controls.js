@@ -2,11 +2,12 @@
 // toggle and the card order switch; and what GET /api/services says besides
 // statuses (mocks, modes, uptime, stored history, the config error).
 
-import { clock } from "./format.js";
+import { $, cardOf, clock } from "./format.js";
 import { syncControlRow, renderOrder } from "./cards.js";
 import { takeStored, takeUptime } from "./history.js";
 import { changed, noteSince, seedLog, store } from "./store.js";
 import { reloadOpenStored, setHistory } from "./stored.js";
+import { setConfigError, setConfigFile, setRestartNeeded } from "./config.js";
 
 const COMPONENTS = [["monitor", "Monitor"], ["ws", "WebSocket channel"], ["sse", "Server-Sent Events channel"]];
 let hm = null;
@@ -27,7 +28,9 @@ export function applyMeta(doc) {
     if (s.history) takeUptime(svc, s.history, Date.now(), store.boardSince);
     takeStored(svc, s.uptime, Date.now());
   });
-  if ("config_error" in doc) store.configError = doc.config_error || null;
+  if ("config_file" in doc) setConfigFile(doc.config_file);
+  if ("config_error" in doc) setConfigError(doc.config_error);
+  if ("restart_needed" in doc) setRestartNeeded(doc.restart_needed);
   if ("history" in doc && setHistory(doc.history)) reloadOpenStored();
   seedLog(doc.log); // changes the server saw while this page was not listening
   applyControls(doc);
@@ -98,6 +101,22 @@ function runControl(el, path, body, label) {
   });
 }
 
+// Where the panel is a bottom sheet (narrow screens), the card a switch
+// changes is brought into the part of the page the sheet leaves in sight,
+// so the change is seen happen (the live region says it too).
+function bringCardIntoSight(name) {
+  const panel = document.getElementById("controls");
+  const card = cardOf(name);
+  if (!card || getComputedStyle(panel).position !== "fixed") return;
+  const top = document.querySelector(".topbar").getBoundingClientRect().bottom;
+  const bottom = panel.getBoundingClientRect().top;
+  const head = $(card, ".card-head").getBoundingClientRect();
+  const since = $(card, "[data-role=since]").getBoundingClientRect();
+  if (head.top >= top && since.bottom <= bottom) return;
+  const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  window.scrollTo({ top: window.scrollY + card.getBoundingClientRect().top - top - 8, behavior: smooth ? "smooth" : "auto" });
+}
+
 function showTheme(button) {
   const t = document.documentElement.getAttribute("data-theme") || "system";
   button.textContent = "Theme: " + t;
@@ -112,6 +131,7 @@ export function setupControls(client, boot) {
     const select = event.target;
     if (!select.matches || !select.matches("[data-control^='mock:']")) return;
     const name = select.getAttribute("data-name");
+    bringCardIntoSight(name);
     runControl(select, "/api/mocks/" + encodeURIComponent(name), { mode: select.value }, "Mock " + name + " switched to " + select.value);
   });
   COMPONENTS.forEach(([key, label]) => {

@@ -4,7 +4,7 @@
 // watches the dialog say so. Escape closes it; focus goes back to the button
 // that opened it, or to the card's heading when that button is disabled.
 
-import { $, cardOf, clock, modalOf } from "./format.js";
+import { $, cardOf, clock, modalOf, setText } from "./format.js";
 import { setPill, gateAllows } from "./cards.js";
 import { store } from "./store.js";
 import { closeStored, loadStored, openStored } from "./stored.js";
@@ -47,6 +47,11 @@ export function renderModals() {
     if (!dialog) return;
     const svc = store.services[name];
     setPill($(dialog, "[data-role=state]"), svc.status);
+    // Without a data endpoint the dialog is the stored history alone.
+    const data = $(dialog, "[data-role=modal-data]");
+    if (data.hidden === Boolean(svc.dataUrl)) data.hidden = !svc.dataUrl;
+    setText($(dialog, "h2"), name + (svc.dataUrl ? " data" : " history"));
+    setText($(dialog, "[data-role=data-url]"), svc.dataUrl || "");
     const alert = $(dialog, "[data-role=modal-alert]");
     let text = "";
     if (svc.stale) {
@@ -151,7 +156,7 @@ function openModal(name, opener) {
   renderModals();
   dialog.show();
   $(dialog, "[data-action=close]").focus();
-  loadModal(name);
+  if (store.services[name].dataUrl) loadModal(name);
   openStored(name);
 }
 
@@ -159,7 +164,7 @@ function openModal(name, opener) {
 function submitForm(name, form) {
   const svc = store.services[name];
   const out = $(cardOf(name), "[data-role=form-result]");
-  if (!gateAllows(name)) return;
+  if (!gateAllows(name) || !svc.dataUrl) return;
   const q = form.elements.q.value;
   out.hidden = false;
   out.setAttribute("data-state", "loading");
@@ -188,13 +193,17 @@ export function wireService(name) {
   const dialog = modalOf(name);
   if (card) {
     $(card, "[data-action=open]").addEventListener("click", (event) => openModal(name, event.currentTarget));
+    $(card, "[data-action=history]").addEventListener("click", (event) => openModal(name, event.currentTarget));
     $(card, "[data-action=form]").addEventListener("submit", (event) => {
       event.preventDefault();
       submitForm(name, event.currentTarget);
     });
   }
   if (!dialog) return;
-  $(dialog, "[data-action=refresh]").addEventListener("click", () => { loadModal(name); loadStored(name); });
+  $(dialog, "[data-action=refresh]").addEventListener("click", () => {
+    if (store.services[name].dataUrl) loadModal(name);
+    loadStored(name);
+  });
   $(dialog, "[data-action=close]").addEventListener("click", () => dialog.close());
   dialog.addEventListener("close", () => {
     modalRequests[name] = (modalRequests[name] || 0) + 1;

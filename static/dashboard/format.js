@@ -19,9 +19,14 @@ export function clock(ms) {
   return pad2(d.getHours()) + ":" + pad2(d.getMinutes()) + ":" + pad2(d.getSeconds());
 }
 
+/** Whole seconds in `ms`, as every "for N s" on the page rounds them. */
+export function seconds(ms) {
+  return Math.max(0, Math.round(ms / 1000));
+}
+
 /** "4 s", "3 min", "1 h 5 min" since `ms`. */
 export function ago(ms, now) {
-  const s = Math.max(0, Math.round((now - ms) / 1000));
+  const s = seconds(now - ms);
   if (s < 60) return s + " s";
   const m = Math.floor(s / 60);
   if (m < 60) return m + " min";

@@ -4,6 +4,8 @@
 // of a service record ({status, since, changes, base, stored, samples}) and
 // the time.
 
+import { seconds } from "./format.js";
+
 export const SAMPLES = 60; // one latency sample a heartbeat
 export const UPTIME_WINDOW_MS = 3600000; // "Uptime (1 h)"
 export const MAX_CHANGES = 2048; // as src/healthmon/history.py
@@ -200,4 +202,24 @@ export function percentText(percent) {
 export function addSample(svc, latency, status, now) {
   svc.samples.push({ at: now, latency: typeof latency === "number" ? latency : null, status });
   if (svc.samples.length > SAMPLES) svc.samples.splice(0, svc.samples.length - SAMPLES);
+}
+
+/**
+ * Seconds in each state over the last 60 s. The current state's run is the
+ * number the card's "Down for N s" shows (seconds since `since`, rounded the
+ * same way); what came before it is counted from the samples, one a second.
+ */
+export function stateSeconds(svc, now) {
+  const counts = {};
+  const add = (status, n) => { if (n > 0 && status !== "none") counts[status] = (counts[status] || 0) + n; };
+  const samples = svc.samples;
+  if (svc.stale || svc.status === "unknown" || typeof svc.since !== "number") {
+    samples.forEach((s) => add(s.status, 1));
+    return counts;
+  }
+  const run = Math.min(SAMPLES, seconds(now - svc.since));
+  const before = samples.filter((s) => s.at < svc.since && s.status !== "none");
+  before.slice(Math.max(0, before.length - (SAMPLES - run))).forEach((s) => add(s.status, 1));
+  add(svc.status, run);
+  return counts;
 }

@@ -5,6 +5,8 @@
 //   cards.js    cards, header, gating        log.js      the event log
 //   dialogs.js  data dialogs and forms       controls.js the control panel
 //   stored.js   stored history: its state, the dialogs' 90 days
+//   config.js   the config file, its error, keys waiting for a restart
+//   favicon.js  the tab's icon: the worst state
 // No framework, no build step.
 
 import { createClient } from "../client.js";
@@ -16,6 +18,7 @@ import { renderLog } from "./log.js";
 import { forgetService, renderModals, wireService } from "./dialogs.js";
 import { controlsOpen, refreshControls, refreshControlsSoon, setupControls } from "./controls.js";
 import { reloadOpenStored, setHistory } from "./stored.js";
+import { setConfigError, setConfigFile, setRestartNeeded } from "./config.js";
 
 const boot = JSON.parse(document.getElementById("bootstrap").textContent);
 const bootServices = boot.services || [];
@@ -25,7 +28,9 @@ const hm = createClient(location.origin, {
   timeoutMs: boot.timeout_ms || 1000,
   bind: false, // the cards are gated below, with the page's own legends
 });
-store.configError = boot.config_error || null;
+setConfigFile(boot.config_file);
+setConfigError(boot.config_error, true);
+setRestartNeeded(boot.restart_needed, true);
 setHistory(boot.history);
 noteSince(bootServices);
 seedLog(boot.log); // the server's latest changes: the same log on every screen, after a reload too
@@ -42,13 +47,6 @@ function historyChanged(value) {
   if (!setHistory(value)) return;
   reloadOpenStored();
   if (store.history && store.history.available) window.setTimeout(refreshControls, STORED_READ_MS);
-}
-
-function setConfigError(error) {
-  const value = typeof error === "string" && error ? error : null;
-  if (value === store.configError) return;
-  store.configError = value;
-  announce(value ? "config.toml not applied: " + value : "config.toml applied.");
 }
 
 // ---- the client's events, into the store -----------------------------------
@@ -117,7 +115,9 @@ hm.on("message", ({ message: msg, at }) => {
       }
       list.forEach((s) => { if (store.services[s.name]) takeStored(store.services[s.name], s.uptime, at); });
     }
+    if ("config_file" in msg) setConfigFile(msg.config_file);
     if ("config_error" in msg) setConfigError(msg.config_error);
+    if ("restart_needed" in msg) setRestartNeeded(msg.restart_needed);
     if ("history" in msg) historyChanged(msg.history);
     seedLog(msg.log);
     monitorAlive = hm.monitor().alive;
@@ -131,6 +131,9 @@ hm.on("message", ({ message: msg, at }) => {
     if (controlsOpen()) refreshControlsSoon();
   } else if (msg.type === "configError") {
     setConfigError(msg.error);
+  } else if (msg.type === "restartNeeded") {
+    if ("file" in msg) setConfigFile(msg.file);
+    setRestartNeeded(msg.keys);
   } else if (msg.type === "historyState") {
     historyChanged(msg.history);
   } else if (msg.type === "heartbeat") {

@@ -17,6 +17,8 @@ export const store = {
   channel: null, // the open push channel (websocket | sse), even while polling
   reconnectAt: null,
   configError: null,
+  configFile: null, // the file the server runs from (its config_file), or null
+  restartNeeded: [], // saved keys waiting for a restart, "section.key"
   // The server's stored history: {available, problem}, or null when it is off.
   history: undefined,
   channels: { ws: null, sse: null }, // running, as GET /api/services last said
@@ -101,7 +103,9 @@ export function sync(svc, info) {
   svc.blockedBy = info.blockedBy;
   svc.unreadable = info.unreadable || null; // this page cannot check it itself (no CORS)
   if (info.healthUrl) svc.healthUrl = info.healthUrl;
-  if (info.dataUrl) svc.dataUrl = info.dataUrl;
+  // null: no data endpoint a page can fetch (none configured, or not http).
+  svc.dataUrl = info.dataUrl || null;
+  svc.dataEndpoint = info.dataEndpoint || "";
 }
 
 /** The oldest "since" among services the server describes (see boardSince). */

@@ -1,0 +1,74 @@
+"""The page names the real config file: a saved key that waits for a restart is listed under the
+header, and a refused save's banner names the file that was refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import unused_port
+from playwright.sync_api import expect
+
+from tests.browser.conftest import Server, Tab, open_live
+
+pytestmark = pytest.mark.browser
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace the file in one step: the server polls it and must never read half a file."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+@pytest.fixture
+def config_file(system: Server) -> Iterator[Path]:
+    """The server's config file, put back as it was (and seen back) after the test."""
+    original = system.config_path.read_text()
+    yield system.config_path
+    write_atomically(system.config_path, original)
+    system.wait_until(
+        lambda doc: doc["config_error"] is None and not doc.get("restart_needed"),
+        10,
+        "the original config to be back",
+    )
+
+
+def test_a_key_waiting_for_a_restart_is_listed_with_the_file(
+    new_tab: Callable[..., Tab], system: Server, config_file: Path
+) -> None:
+    """Saving another web.port shows "Saved in <the file>, waiting for a restart: web.port", on a
+    reload too, and the notice goes once the file says the running port again.
+    """
+    page = open_live(new_tab, system).page
+    notice = page.locator("#restart-notice")
+    expect(notice).to_be_hidden()
+    original = config_file.read_text()
+    moved = re.sub(r"(?m)^port = \d+$", f"port = {unused_port()}", original, count=1)
+    write_atomically(config_file, moved)
+    text = f"Saved in {config_file}, waiting for a restart: web.port"
+    expect(notice).to_be_visible(timeout=10_000)
+    expect(notice.locator("[data-role=restart-text]")).to_have_text(text)
+    expect(page.locator("#announcer")).to_contain_text("waiting for a restart: web.port")
+    page.reload()
+    expect(page.locator("#restart-notice [data-role=restart-text]")).to_have_text(text)
+    write_atomically(config_file, original)
+    expect(page.locator("#restart-notice")).to_be_hidden(timeout=10_000)
+
+
+def test_the_config_error_banner_names_the_file(
+    new_tab: Callable[..., Tab], system: Server, config_file: Path
+) -> None:
+    """A refused save shows "<the file> not applied:" with the reason, not a made-up file name."""
+    page = open_live(new_tab, system).page
+    banner = page.locator("#config-banner")
+    write_atomically(
+        config_file, config_file.read_text().replace("interval_ms = 500", 'interval_ms = "soon"')
+    )
+    expect(banner).to_be_visible(timeout=10_000)
+    expect(banner.locator(".banner-title")).to_have_text(f"{config_file} not applied:")
+    expect(banner).to_contain_text("interval_ms")
