@@ -19,6 +19,8 @@ from bench.convergence import convergence_figures
 from bench.detect import detect_figures
 from bench.fanout import fanout_figures
 from bench.figures import Figure
+from bench.history import QueryBench, ScaleBench
+from bench.history import size_figures as history_size_figures
 from bench.idle import idle_figures, startup_figures
 from bench.latency import down_rounds, hung_rounds, latency_figures
 from bench.plan import FULL, QUICK, SCENARIOS, Plan
@@ -51,22 +53,40 @@ class Runner:
     def __init__(self, plan: Plan, scenarios: Sequence[str], seed: int) -> None:
         self.plan = plan
         self.scenarios = frozenset(scenarios)
+        self.seed = seed
         self.rng = random.Random(seed)
         self.workdir = RESULTS / "run"
         self.figures: list[Figure] = []
         self.failures: list[str] = []
+        # Built once, at first use, and read by every loop's server.
+        self.history_query = QueryBench(
+            plan.history_query_services, self.workdir, self._rng("history_query")
+        )
+        self.history_scale = ScaleBench(
+            self.workdir, self._rng("history_scale"), year=plan.history_scale_year
+        )
+
+    def _rng(self, scenario: str) -> random.Random:
+        """The scenario's own stream: the same draws whichever others run."""
+        return random.Random(f"{self.seed}:{scenario}")
 
     async def run(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        async with aiohttp.ClientSession() as session:
-            for loop in self.plan.loops:
-                for name, step in self._steps(session, loop):
-                    try:
-                        self._add(*await step)
-                    except BenchError as exc:
-                        # One scenario failing says something; the others still run.
-                        self.failures.append(f"{name} ({loop}): {exc}")
-                        self._add(Figure(name, loop, "", "runs", False, detail={"error": str(exc)}))
+        try:
+            async with aiohttp.ClientSession() as session:
+                for loop in self.plan.loops:
+                    for name, step in self._steps(session, loop):
+                        try:
+                            self._add(*await step)
+                        except BenchError as exc:
+                            # One scenario failing says something; the others still run.
+                            self.failures.append(f"{name} ({loop}): {exc}")
+                            self._add(
+                                Figure(name, loop, "", "runs", False, detail={"error": str(exc)})
+                            )
+        finally:
+            self.history_query.remove()
+            self.history_scale.remove()
 
     def _steps(
         self, session: aiohttp.ClientSession, loop: str
@@ -112,6 +132,7 @@ class Runner:
                     ),
                 )
             )
+        steps += self._history_steps(session, loop)
         if "convergence" in self.scenarios:
             steps.append(
                 (
@@ -123,6 +144,55 @@ class Runner:
                         plan.convergence_cycles,
                         self.workdir,
                         self.rng,
+                    ),
+                )
+            )
+        return steps
+
+    def _history_steps(
+        self, session: aiohttp.ClientSession, loop: str
+    ) -> list[tuple[str, Coroutine[None, None, list[Figure]]]]:
+        plan, steps = self.plan, []
+        # The store's own figures do not depend on the server's loop: measured once.
+        first = loop == plan.loops[0]
+        if "history_size" in self.scenarios and first:
+            steps.append(
+                (
+                    "history_size",
+                    history_size_figures(
+                        plan.history_year_services,
+                        plan.history_batch_minutes,
+                        self.workdir,
+                        self._rng("history_size"),
+                    ),
+                )
+            )
+        if "history_query" in self.scenarios:
+            steps.append(
+                (
+                    "history_query",
+                    self.history_query.figures(
+                        session,
+                        loop,
+                        runs=plan.history_query_runs,
+                        report_runs=plan.history_report_runs,
+                        refresh_runs=plan.history_refresh_runs,
+                        http_runs=plan.history_http_runs,
+                        write_rounds=plan.history_write_rounds,
+                    ),
+                )
+            )
+        if "history_scale" in self.scenarios:
+            steps.append(
+                (
+                    "history_scale",
+                    self.history_scale.figures(
+                        session,
+                        loop,
+                        plan.history_scale_services,
+                        plan.history_scale_pairs,
+                        plan.scale_window_s,
+                        plan.services_per_port,
                     ),
                 )
             )
@@ -201,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(runner.figures))
     print(
         f"\n{plan.name} run, {elapsed:.0f} s; {host['cores']} cores, {host['cpu']}, "
-        f"Python {host['python']}; loops: {', '.join(plan.loops)}"
+        f"Python {host['python']}; loops: {', '.join(plan.loops)}; seed {seed}"
     )
     run = {
         "plan": plan.as_dict(),

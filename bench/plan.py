@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-SCENARIOS = ("startup", "idle", "latency", "detect", "fanout", "scale", "convergence")
+SCENARIOS = (
+    "startup",
+    "idle",
+    "latency",
+    "detect",
+    "fanout",
+    "scale",
+    "convergence",
+    "history_size",
+    "history_query",
+    "history_scale",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,24 @@ class Plan:
     convergence_cycles: int
     # kill -9, gRPC Watch and error (503) rounds, each (bench.detect).
     detect_rounds: int
+    # History (bench.history): a simulated year of this many services through
+    # the store, one batch per ``history_batch_minutes`` of simulated time.
+    history_year_services: int
+    history_batch_minutes: int
+    # A year's retained content for this many services, read back: timed
+    # runs of the 30-day uptime, of the history document (24 h, 90 d), of
+    # Summaries.refresh() and of GET /api/services; flushes timed on it.
+    history_query_services: int
+    history_query_runs: int
+    history_report_runs: int
+    history_refresh_runs: int
+    history_http_runs: int
+    history_write_rounds: int
+    # Lateness with history off and on: this many services, off/on pairs;
+    # "on" writes a store already holding a year's rows (else a new one).
+    history_scale_services: int
+    history_scale_pairs: int
+    history_scale_year: bool
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -50,6 +79,17 @@ QUICK = Plan(
     convergence_rounds=16,
     convergence_cycles=2,
     detect_rounds=20,
+    history_year_services=5,
+    history_batch_minutes=60,
+    history_query_services=100,
+    history_query_runs=200,
+    history_report_runs=50,
+    history_refresh_runs=5,
+    history_http_runs=30,
+    history_write_rounds=5,
+    history_scale_services=1000,
+    history_scale_pairs=1,
+    history_scale_year=False,
 )
 
 FULL = Plan(
@@ -68,4 +108,15 @@ FULL = Plan(
     convergence_rounds=60,
     convergence_cycles=6,
     detect_rounds=40,
+    history_year_services=20,
+    history_batch_minutes=60,
+    history_query_services=1000,
+    history_query_runs=1000,
+    history_report_runs=200,
+    history_refresh_runs=20,
+    history_http_runs=200,
+    history_write_rounds=20,
+    history_scale_services=3000,
+    history_scale_pairs=3,
+    history_scale_year=True,
 )

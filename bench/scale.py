@@ -16,7 +16,7 @@ import itertools
 import json
 import sys
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -57,6 +57,9 @@ class Trial:
     silent: int  # services never asked during the window
     settled: bool  # every service had a status before the window
     cpu_percent: float
+    history: bool
+    # Every check's lateness, for pooling trials (bench.history).
+    samples: Sequence[float] = field(default=(), repr=False)
 
     @property
     def holds(self) -> bool:
@@ -76,6 +79,7 @@ class Trial:
             "silent": self.silent,
             "settled": self.settled,
             "server_cpu_percent": round(self.cpu_percent, 1),
+            "history": self.history,
             "holds": self.holds,
         }
 
@@ -130,13 +134,23 @@ async def trial(
     window_s: float,
     services_per_port: int,
     workdir: Path,
+    *,
+    history: bool = True,
+    history_path: Path | None = None,
 ) -> Trial:
+    """One window at ``count`` services. History on writes ``history_path``, or else a
+    new SQLite file of its own; off is ``[history] enabled = false``."""
     async with mock_farm(-(-count // services_per_port)) as (farm, ports):
         services = tuple(
             Service(f"s{i}", f"http://127.0.0.1:{ports[i % len(ports)]}", f"/h/{i}")
             for i in range(count)
         )
-        spec = ServerSpec(port=free_ports(1)[0], services=services)
+        spec = ServerSpec(
+            port=free_ports(1)[0],
+            services=services,
+            history=history,
+            history_path=history_path,
+        )
         async with running_server(spec, loop, workdir) as server:
             await wait_ready(session, server)
             # Every farm service answers: any down from the first check on is false.
@@ -169,6 +183,8 @@ async def trial(
         silent=count - len(arrivals),
         settled=settled,
         cpu_percent=cpu_percent,
+        history=history,
+        samples=late,
     )
 
 

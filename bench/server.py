@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import sys
@@ -21,6 +22,8 @@ READY_TIMEOUT_S = 30.0
 UP = frozenset({"up"})
 KNOWN = frozenset({"up", "degraded", "down"})
 STOP_TIMEOUT_S = 8.0
+# A server's own history file, beside its config in the run's folder.
+HISTORY_FILE = "history-{port}.sqlite3"
 
 
 class BenchError(RuntimeError):
@@ -50,6 +53,12 @@ class ServerSpec:
     services: tuple[Service, ...]
     interval_ms: int = 500
     timeout_ms: int = 1000
+    # History as users get it by default (a SQLite file, default flush), or
+    # off ([history] enabled = false). The file is ``history_path``, or else a
+    # new one per server beside its config (``HISTORY_FILE``), removed before
+    # each start so no run inherits another's history.
+    history: bool = True
+    history_path: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -64,6 +73,9 @@ class ServerSpec:
         return tuple(s.name for s in self.services)
 
     def toml(self) -> str:
+        # A relative path is taken from the config file's folder.
+        path = self.history_path or HISTORY_FILE.format(port=self.port)
+        history = f"path = {json.dumps(str(path))}" if self.history else "enabled = false"
         lines = [
             "[web]",
             'host = "127.0.0.1"',
@@ -71,6 +83,8 @@ class ServerSpec:
             "[monitor]",
             f"interval_ms = {self.interval_ms}",
             f"timeout_ms = {self.timeout_ms}",
+            "[history]",
+            history,
         ]
         for s in self.services:
             lines += [
@@ -129,6 +143,8 @@ async def running_server(spec: ServerSpec, loop: str, workdir: Path) -> AsyncIte
     """Spawn healthmon on ``loop``; stopped on exit, whatever happened."""
     config = workdir / f"healthmon-{spec.port}.toml"
     config.write_text(spec.toml())
+    if spec.history and spec.history_path is None:
+        remove_history(workdir / HISTORY_FILE.format(port=spec.port))
     log_path = workdir / f"healthmon-{spec.port}-{loop}.log"
     with log_path.open("wb") as log:
         spawned_at = time.perf_counter()
@@ -150,6 +166,14 @@ async def running_server(spec: ServerSpec, loop: str, workdir: Path) -> AsyncIte
             yield Server(spec, process, spawned_at)
         finally:
             await stop_process(process)
+            if spec.history and spec.history_path is None:
+                remove_history(workdir / HISTORY_FILE.format(port=spec.port))
+
+
+def remove_history(path: Path) -> None:
+    """A history file and what SQLite and healthmon keep beside it."""
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 async def wait_ready(session: aiohttp.ClientSession, server: Server) -> None:
