@@ -84,7 +84,7 @@ _UPSERT_PERIOD = schema.numbered(schema.upsert_period())
 # The buckets minutes are rolled up into.
 _ADD = {grain: schema.numbered(schema.add(grain)) for grain in ("minute", *schema.LATER_GRAINS)}
 _ROLL_UP = {grain: schema.numbered(schema.roll_up(grain)) for grain in schema.LATER_GRAINS}
-_PRUNE = [(table, schema.numbered(sql)) for table, sql in schema.prune()]
+_PRUNE = [(table, schema.numbered(sql), sql.count("?")) for table, sql in schema.prune()]
 _SET_META = (
     "INSERT INTO meta (key, value) VALUES ($1, $2) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -426,8 +426,9 @@ class PostgresStore:
                     await db.executemany(_ADD[grain], schema.late_rows(rows, rolled, grain))
             await self._roll_up(db, batch, rolled)
             if prune:
-                for table, statement in _PRUNE:
-                    await db.execute(statement, schema.prune_before(table, batch.now_ms, retention))
+                for table, statement, marks in _PRUNE:
+                    bound = schema.prune_before(table, batch.now_ms, retention)
+                    await db.execute(statement, *(bound,) * marks)
             await _set_meta(db, last_alive=batch.now_ms, batch=key)
         # Only ids that were committed are remembered: a rolled-back insert's
         # id is never given again (sequences do not roll back).
@@ -476,9 +477,7 @@ class PostgresStore:
         if not parts:
             return {}
         sql = schema.numbered(schema.totals(parts, None if names is None else len(names)))
-        args: list[object] = [bound for _, lo, hi in parts for bound in (lo, hi)]
-        args += list(names or ())
-        rows = await self._fetch(sql, *args)
+        rows = await self._fetch(sql, *schema.totals_args(parts, names))
         return {row[0]: Totals.from_row(list(row)[1:]) for row in rows}
 
     async def last_alive(self) -> int | None:

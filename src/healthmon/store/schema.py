@@ -9,7 +9,7 @@ PostgreSQL store numbers them (``$1``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from healthmon.store.base import GRAIN_MS, VALUE_COLUMNS, Batch, Grain, Retention
 
@@ -108,13 +108,18 @@ def add(grain: Grain = "minute") -> str:
 
 
 def roll_up(grain: Grain) -> str:
-    """Add the minutes in [?, ?) to their hour or day buckets."""
+    """Add the minutes in [?, ?) to their hour or day buckets.
+
+    ``service_id IN (…)`` lets the key (service, start) bound the read to the
+    minutes wanted, rather than a scan of two days of every service's minutes.
+    """
     table = TABLES[grain]
     step = GRAIN_MS[grain]
     return (
         f"INSERT INTO {table} (service_id, start_ms, {_COLUMNS}) "
         f"SELECT service_id, start_ms / {step} * {step}, {_SUMS} FROM minutes "
-        "WHERE start_ms >= ? AND start_ms < ? GROUP BY 1, 2 "
+        "WHERE service_id IN (SELECT id FROM services) AND start_ms >= ? AND start_ms < ? "
+        "GROUP BY 1, 2 "
         f"ON CONFLICT (service_id, start_ms) DO UPDATE SET {_ADD.format(table=table)}"
     )
 
@@ -128,38 +133,46 @@ def upsert_period() -> str:
 
 
 def totals(parts: list[tuple[Grain, int, int]], names: int | None) -> str:
-    """Sum each service's buckets over the ``pyramid`` parts (two placeholders a part)."""
+    """Sum each service's buckets over the ``pyramid`` parts (arguments: ``totals_args``).
+
+    The services come first and each part is joined on the whole key
+    (service, start), so a read costs what it reads, not the size of the store.
+    """
+    wanted = "SELECT id, name FROM services"
+    if names is not None:
+        wanted += f" WHERE name IN ({', '.join('?' for _ in range(names))})"
     union = " UNION ALL ".join(
-        f"SELECT service_id, {_COLUMNS} FROM {TABLES[grain]} WHERE start_ms >= ? AND start_ms < ?"
+        f"SELECT w.name, {', '.join('b.' + c for c in VALUE_COLUMNS)} FROM wanted w "
+        f"JOIN {TABLES[grain]} b ON b.service_id = w.id AND b.start_ms >= ? AND b.start_ms < ?"
         for grain, _, _ in parts
     )
-    where = ""
-    if names is not None:
-        where = f" WHERE s.name IN ({', '.join('?' for _ in range(names))})"
     return (
-        f"SELECT s.name, {_sums('b.')} FROM ({union}) AS b JOIN services s ON s.id = b.service_id"
-        f"{where} GROUP BY s.name"
+        f"WITH wanted AS ({wanted}) SELECT b.name, {_sums('b.')} FROM ({union}) AS b "
+        "GROUP BY b.name"
     )
+
+
+def totals_args(parts: list[tuple[Grain, int, int]], names: Sequence[str] | None) -> list[object]:
+    return [*(names or ()), *(bound for _, lo, hi in parts for bound in (lo, hi))]
 
 
 def buckets(grain: Grain) -> str:
     """One service's buckets in [?, ?); an hour or day still in progress includes
     the minutes not yet rolled up into it (those from ``?``, the roll-up mark, on)."""
-    columns = ", ".join("b." + c for c in VALUE_COLUMNS)
+    service = "service_id = (SELECT id FROM services WHERE name = ?)"
     if grain == "minute":
         return (
-            f"SELECT b.start_ms, {columns} FROM minutes b JOIN services s ON s.id = b.service_id "
-            "WHERE s.name = ? AND b.start_ms >= ? AND b.start_ms < ? ORDER BY b.start_ms"
+            f"SELECT start_ms, {_COLUMNS} FROM minutes "
+            f"WHERE {service} AND start_ms >= ? AND start_ms < ? ORDER BY start_ms"
         )
     step = GRAIN_MS[grain]
     return (
         f"SELECT b.start_ms, {_sums('b.')} FROM ("
-        f"SELECT service_id, start_ms, {_COLUMNS} FROM {TABLES[grain]} "
-        "WHERE start_ms >= ? AND start_ms < ? UNION ALL "
-        f"SELECT service_id, start_ms / {step} * {step}, {_COLUMNS} FROM minutes "
-        "WHERE start_ms >= ? AND start_ms < ?"
-        ") AS b JOIN services s ON s.id = b.service_id WHERE s.name = ? "
-        "GROUP BY b.start_ms ORDER BY b.start_ms"
+        f"SELECT start_ms, {_COLUMNS} FROM {TABLES[grain]} "
+        f"WHERE {service} AND start_ms >= ? AND start_ms < ? UNION ALL "
+        f"SELECT start_ms / {step} * {step}, {_COLUMNS} FROM minutes "
+        f"WHERE {service} AND start_ms >= ? AND start_ms < ?"
+        ") AS b GROUP BY b.start_ms ORDER BY b.start_ms"
     )
 
 
@@ -169,7 +182,7 @@ def bucket_args(
     if grain == "minute":
         return (name, start_ms, end_ms)
     unrolled = end_ms if rolled_to is None else max(start_ms, rolled_to)
-    return (start_ms, end_ms, unrolled, end_ms, name)
+    return (name, start_ms, end_ms, name, unrolled, end_ms)
 
 
 _PERIOD = (
@@ -195,9 +208,11 @@ def changes() -> str:
 
 
 def prune() -> list[tuple[str, str]]:
-    """(table, statement) pairs deleting what is past its retention (one placeholder each)."""
-    out = [(t, f"DELETE FROM {t} WHERE start_ms < ?") for t in TABLES.values()]
-    out.append(("periods", "DELETE FROM periods WHERE end_ms IS NOT NULL AND end_ms < ?"))
+    """(table, statement) pairs deleting what is past its retention; every placeholder
+    takes the same bound (``prune_before``), and the key bounds each delete."""
+    every = "service_id IN (SELECT id FROM services) AND start_ms < ?"
+    out = [(t, f"DELETE FROM {t} WHERE {every}") for t in TABLES.values()]
+    out.append(("periods", f"DELETE FROM periods WHERE {every} AND end_ms < ?"))
     return out
 
 

@@ -277,7 +277,8 @@ class SqliteStore:
             self._roll_up(db, batch, rolled)
             if batch.now_ms - self._pruned_at >= HOUR_MS:
                 for table, statement in schema.prune():
-                    db.execute(statement, (schema.prune_before(table, batch.now_ms, retention),))
+                    bound = schema.prune_before(table, batch.now_ms, retention)
+                    db.execute(statement, (bound,) * statement.count("?"))
             _set_meta(db, last_alive=batch.now_ms, batch=f"{batch.writer}:{batch.seq}")
             db.execute("COMMIT")
             self._ids = ids
@@ -319,8 +320,7 @@ class SqliteStore:
         if not parts:
             return {}
         sql = schema.totals(parts, None if names is None else len(names))
-        args: list[object] = [bound for _, lo, hi in parts for bound in (lo, hi)]
-        args += list(names or ())
+        args = schema.totals_args(parts, names)
 
         def read() -> dict[str, Totals]:
             rows = self._reader().execute(sql, args).fetchall()
