@@ -44,12 +44,12 @@ def test_check_config_lists_services() -> None:
 
 
 def test_check_config_rejects_bad_file(tmp_path: Path) -> None:
-    """check-config on a broken file exits 2 naming the field."""
+    """check-config on a broken file exits 2 naming the line, the service and the field."""
     path = tmp_path / "bad.toml"
     path.write_text('[[services]]\nname = "x"\nurl = "nope"\n')
     result = run_healthmon("check-config", str(path))
     assert result.returncode == 2
-    assert "services[0].url: must be an absolute http:// or https:// URL" in result.stderr
+    assert f'{path}:3: services[0] "x".url: must be an absolute http://' in result.stderr
 
 
 @pytest.mark.parametrize("command", ["run", "init", "check-config", "status"])

@@ -2,11 +2,19 @@
 
 The TOML file is parsed here (so a syntax error can name its line) and handed
 to pydantic-settings as init values; environment variables take precedence
-over the file, nested with ``__`` (``HEALTHMON_WEB__PORT=4001``).
+over the file, nested with ``__`` (``HEALTHMON_WEB__PORT=4001``). Values from
+the file are taken as TOML typed them (``port = "4000"`` is a string, not a
+port); a variable is text by nature and is parsed as before.
+
+A mistake is told in one line: ``file:LINE: services[5] "billing".url: why``,
+with a near-miss key's likely meaning, and a variable's name instead of the
+file for what a variable set.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import importlib.util
 import ipaddress
 import json
@@ -15,7 +23,7 @@ import re
 import tomllib
 import types
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +37,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -40,6 +49,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     SettingsError,
 )
+
+from healthmon.logs import visible
 
 DEFAULT_CONFIG = Path("config.toml")
 
@@ -576,40 +587,403 @@ class LiveConfig:
     error: str | None = None
 
 
-def _location(loc: Sequence[str | int]) -> str:
-    out = ""
+Loc = tuple[str | int, ...]
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+# -- where a key is written --------------------------------------------------------
+
+
+class _Scanner:
+    """The statements of a TOML text that tomllib has accepted, with their lines.
+
+    No position comes out of tomllib, so the text is read again here, just
+    enough to know each table header and each ``key = value``: strings,
+    comments and brackets are skipped by the grammar's own rules. Anything
+    unexpected stops the scan (a line is then not told, never a wrong one).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.i = 0
+        self.line = 1
+        # Location → (first line, last line) of the statement that sets it.
+        self.keys: dict[Loc, tuple[int, int]] = {}
+        # Location → line of its [table] or [[table]] header.
+        self.tables: dict[Loc, int] = {}
+        # Array-of-tables location → how many of its tables are open so far.
+        self._counts: dict[Loc, int] = {}
+        # The table the next keys belong to.
+        self.table: Loc = ()
+
+    def _peek(self, n: int = 1) -> str:
+        return self.text[self.i : self.i + n]
+
+    def _blank(self) -> None:
+        """Spaces and tabs on this line."""
+        while self._peek() in (" ", "\t"):
+            self.i += 1
+
+    def _comment(self) -> None:
+        while self.i < len(self.text) and self.text[self.i] != "\n":
+            self.i += 1
+
+    def _string(self, *, decode: bool = True) -> str:
+        """Past a basic or literal string (one line); its text when ``decode``."""
+        quote = self.text[self.i]
+        end = self.i + 1
+        while self.text[end] != quote:
+            if self.text[end] == "\n":
+                raise ValueError("line break in a key")
+            end += 2 if quote == '"' and self.text[end] == "\\" else 1
+        raw = self.text[self.i : end + 1]
+        self.i = end + 1
+        if not decode:
+            return raw
+        value = tomllib.loads(f"k = {raw}")["k"]
+        assert isinstance(value, str)
+        return value
+
+    def _key(self) -> list[str]:
+        """A dotted key: its parts, quoted ones unquoted."""
+        parts: list[str] = []
+        while True:
+            self._blank()
+            if self._peek() in ('"', "'"):
+                parts.append(self._string())
+            else:
+                match = _BARE_KEY.match(self.text, self.i)
+                if match is None:
+                    raise ValueError("not a key")
+                parts.append(match[0])
+                self.i = match.end()
+            self._blank()
+            if self._peek() != ".":
+                return parts
+            self.i += 1
+
+    def _multiline(self, quote: str) -> None:
+        """Past the closing delimiter of a multi-line string (the opening one is read)."""
+        while not self.text.startswith(quote * 3, self.i):
+            char = self.text[self.i]
+            # In a basic string a backslash takes the next character (a line break too).
+            step = 2 if quote == '"' and char == "\\" else 1
+            self.line += self.text.count("\n", self.i, self.i + step)
+            self.i += step
+        self.i += 3
+        # Up to two quotes of the content may touch the closing delimiter.
+        for _ in range(2):
+            if self._peek() == quote:
+                self.i += 1
+
+    def _value(self) -> None:
+        """Past a value, up to the line break (or end) after it: multi-line arrays,
+        inline tables and strings included."""
+        depth = 0
+        while self.i < len(self.text):
+            char = self.text[self.i]
+            if char == "\n":
+                if depth == 0:
+                    return
+                self.line += 1
+                self.i += 1
+            elif char == "#":
+                self._comment()
+            elif char in "\"'":
+                if self._peek(3) == char * 3:
+                    self.i += 3
+                    self._multiline(char)
+                else:
+                    self._string(decode=False)
+            elif char in "[{":
+                depth += 1
+                self.i += 1
+            elif char in "]}":
+                depth -= 1
+                self.i += 1
+            else:
+                self.i += 1
+
+    def _header(self) -> None:
+        double = self._peek(2) == "[["
+        self.i += 2 if double else 1
+        *parents, last = self._key()
+        if self._peek(2 if double else 1) != ("]]" if double else "]"):
+            raise ValueError("not a table header")
+        self.i += 2 if double else 1
+        where: Loc = ()
+        for part in parents:
+            where = (*where, part)
+            # A dotted header inside an array of tables is in its latest table.
+            if where in self._counts:
+                where = (*where, self._counts[where] - 1)
+        where = (*where, last)
+        if double:
+            count = self._counts.get(where, 0)
+            self._counts[where] = count + 1
+            where = (*where, count)
+        self.tables[where] = self.line
+        self.table = where
+
+    def scan(self) -> _Scanner:
+        while self.i < len(self.text):
+            char = self.text[self.i]
+            if char == "\n":
+                self.line += 1
+                self.i += 1
+            elif char in " \t\r":
+                self.i += 1
+            elif char == "#":
+                self._comment()
+            elif char == "[":
+                self._header()
+                self._value()
+            else:
+                first = self.line
+                parts = self._key()
+                if self._peek() != "=":
+                    raise ValueError("not a key = value")
+                self.i += 1
+                self._value()
+                self.keys[(*self.table, *parts)] = (first, self.line)
+        return self
+
+
+def key_line(text: str, loc: Loc, *, missing: bool = False) -> int | None:
+    """The line (from 1) where ``loc`` is written in ``text``; None when it cannot be told.
+
+    A location inside a value (an item of a list, a key of an inline table)
+    is told by its key's line when that value is on one line, or is a list;
+    a ``missing`` key by its table's header.
+    """
+    try:
+        found = _Scanner(text).scan()
+    except (ValueError, IndexError, AssertionError, tomllib.TOMLDecodeError):
+        return None
+    if loc in found.tables:
+        return found.tables[loc]
+    for cut in range(len(loc), 0, -1):
+        span = found.keys.get(loc[:cut])
+        if span is None:
+            continue
+        rest = loc[cut:]
+        first, last = span
+        if rest and first != last and not all(isinstance(part, int) for part in rest):
+            return None
+        # Insurance against a scan gone wrong: the line must show the key.
+        key = next(part for part in reversed(loc[:cut]) if isinstance(part, str))
+        return first if key in text.split("\n")[first - 1] else None
+    if missing and loc[:-1] in found.tables:
+        return found.tables[loc[:-1]]
+    return None
+
+
+# -- describing a mistake ----------------------------------------------------------
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The type under ``Annotated[...]`` and ``X | None``."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The settings model that holds the keys at ``loc`` (``("services", 5)``: a service)."""
+    annotation: Any = Settings
     for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(part, int):
+            if get_origin(annotation) not in (tuple, list):
+                return None
+            annotation = get_args(annotation)[0]
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            info = annotation.model_fields.get(part)
+            if info is None:
+                return None
+            annotation = info.annotation
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+# A location our validators write at the start of their message: "services[1].url: ...".
+_MESSAGE_LOCATION = re.compile(r"([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): (.+)")
+
+
+def _split_location(loc: Loc, message: str) -> tuple[Loc, str]:
+    """A validator's message that starts with a location: that location joined to ``loc``."""
+    match = _MESSAGE_LOCATION.fullmatch(message)
+    model = _model_at(loc)
+    if match is None or model is None:
+        return loc, message
+    parts: list[str | int] = []
+    for piece in match[1].split("."):
+        name, _, index = piece.partition("[")
+        parts.append(name)
+        if index:
+            parts.append(int(index.rstrip("]")))
+    if parts[0] not in model.model_fields:
+        return loc, message
+    return (*loc, *parts), match[2]
+
+
+def _suggestion(loc: Loc) -> str:
+    """For an unknown key: the known key it most likely means, said as a question."""
+    model = _model_at(loc[:-1])
+    if model is None or not isinstance(loc[-1], str):
+        return ""
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _written(value: object) -> str:
+    """A value as TOML writes it, short and on one line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = json.dumps(value) if isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _strict_message(error: Any) -> str:
+    """What a value of another TOML type than its key's should have been written as."""
+    value, kind = error["input"], error["type"]
+    key = next((p for p in reversed(error["loc"]) if isinstance(p, str)), None)
+    fix: str | None = None
+    if kind == "int_type":
+        wanted = "a whole number" if isinstance(value, float) else "a number"
+        whole = isinstance(value, float) and value.is_integer()
+        if whole or (isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value)):
+            fix = str(int(value))
+    elif kind == "bool_type":
+        wanted = "true or false"
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            fix = value.strip().lower()
+    else:
+        return str(error["msg"])
+    shown = f"the string {_written(value)}" if isinstance(value, str) else _written(value)
+    hint = f" (write {key} = {fix})" if fix is not None and key is not None else ""
+    return f"must be {wanted}, not {shown}{hint}"
+
+
+# The errors that only strict validation finds: a value of another TOML type.
+_STRICT_TYPES = frozenset({"int_type", "bool_type", "float_type", "string_type"})
+
+
+@functools.cache
+def _section_adapter(section: str) -> TypeAdapter[Any]:
+    """A validator of one section alone, built once."""
+    annotation = Settings.model_fields[section].annotation
+    assert annotation is not None, "every settings section is typed"
+    return TypeAdapter(annotation)
+
+
+def _as_written(value: object) -> object:
+    """TOML arrays as tuples: in strict mode a tuple field takes only a tuple."""
+    if isinstance(value, list):
+        return tuple(_as_written(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _as_written(item) for key, item in value.items()}
+    return value
+
+
+def _strict_errors(data: dict[str, Any]) -> Iterator[Any]:
+    """Each value of the file's known sections whose TOML type is not the key's type."""
+    for section in Settings.model_fields:
+        if section not in data:
+            continue
+        try:
+            _section_adapter(section).validate_python(_as_written(data[section]), strict=True)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                if error["type"] in _STRICT_TYPES:
+                    yield {**error, "loc": (section, *error["loc"])}
+
+
+def _service_label(held: object, index: int) -> str:
+    """``services[5] "billing"``: the index, and the name when the table has one."""
+    label = f"services[{index}]"
+    services = held.get("services") if isinstance(held, dict) else None
+    if isinstance(services, list | tuple) and index < len(services):
+        name = services[index].get("name") if isinstance(services[index], dict) else None
+        if isinstance(name, str):
+            shown = name if len(name) <= 40 else name[:39] + "…"
+            label += " " + visible(json.dumps(shown, ensure_ascii=False))
+    return label
+
+
+def _location(loc: Loc, held: object = None) -> str:
+    out = ""
+    for position, part in enumerate(loc):
         if part == "[key]":  # pydantic's marker for a bad dict key: the key says it
             continue
         if isinstance(part, int):
-            out += f"[{part}]"
+            if position == 1 and loc[0] == "services":
+                out = _service_label(held, part)
+            else:
+                out += f"[{part}]"
         else:
             out += ("." if out else "") + part
     return out
 
 
-def _describe(error: ValidationError, source: str | Path) -> str:
-    """One line: the file's mistakes after its name, each variable's after its own."""
-    environment: dict[str, Any] | None = None
-    in_file: list[str] = []
-    by_variable: list[str] = []
-    for err in error.errors(include_url=False):
-        where = _location(err["loc"])
+@dataclass(frozen=True)
+class _Problem:
+    loc: Loc
+    message: str
+    missing: bool = False
+
+
+def _problems(error: ValidationError | None, strict: Sequence[Any]) -> list[_Problem]:
+    """Strict-type mistakes first, then the rest, one per location."""
+    found: dict[Loc, _Problem] = {}
+    for err in strict:
+        found.setdefault(err["loc"], _Problem(err["loc"], _strict_message(err)))
+    for err in error.errors(include_url=False) if error is not None else ():
         msg = err["msg"].removeprefix("Value error, ")
+        loc: Loc = tuple(err["loc"])
+        if err["type"] == "value_error":
+            loc, msg = _split_location(loc, msg)
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + _suggestion(loc)
         elif err["type"] == "missing":
             msg = "missing required field"
-        line = f"{where}: {msg}" if where else msg
-        if environment is None:
-            environment = _Environment(Settings)()
-        variable = _from_environment(environment, err["loc"])
-        if variable is None:
-            in_file.append(line)
-        else:
+        found.setdefault(loc, _Problem(loc, msg, err["type"] == "missing"))
+    return list(found.values())
+
+
+def _describe(
+    error: ValidationError | None,
+    source: str | Path,
+    data: dict[str, Any],
+    text: str,
+    strict: Sequence[Any] = (),
+) -> str:
+    """One line: each mistake in the file after ``file:LINE``, each variable's after its name."""
+    environment: dict[str, Any] = _Environment(Settings)()
+    in_file: list[str] = []
+    by_variable: list[str] = []
+    for problem in _problems(error, strict):
+        variable = _from_environment(environment, problem.loc)
+        where = _location(problem.loc, environment if variable else data)
+        line = f"{where}: {problem.message}" if where else problem.message
+        if variable is not None:
             by_variable.append(f"{variable}: {line}")
-    file_part = [f"{source}: " + "; ".join(in_file)] if in_file else []
-    return "; ".join(file_part + by_variable)
+            continue
+        number = key_line(text, problem.loc, missing=problem.missing)
+        in_file.append(f"{source}:{number}: {line}" if number else f"{source}: {line}")
+    return "; ".join(in_file + by_variable)
 
 
 def starter_text() -> str:
@@ -617,22 +991,46 @@ def starter_text() -> str:
     return (resources.files("healthmon") / "starter.toml").read_text(encoding="utf-8")
 
 
-def parse_settings(text: str, source: str | Path) -> Settings:
-    """Validate TOML ``text`` (with the environment over it), or raise ``ConfigError``."""
+def _toml_error(exc: tomllib.TOMLDecodeError, source: str | Path) -> str:
+    """``file:LINE: invalid TOML: why (column N)``, as tomllib tells it."""
+    match = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", str(exc))
+    if match is None:
+        return f"{source}: invalid TOML: {exc}"
+    return f"{source}:{match[2]}: invalid TOML: {match[1]} (column {match[3]})"
+
+
+def parse_settings(
+    text: str, source: str | Path, *, only: Collection[str] | None = None
+) -> Settings:
+    """Validate TOML ``text`` (with the environment over it), or raise ``ConfigError``.
+
+    With ``only``, the file's other sections are not read (the environment's still are).
+    """
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+        raise ConfigError(_toml_error(exc, source)) from None
+    if only is not None:
+        data = {key: value for key, value in data.items() if key in only}
+    strict = list(_strict_errors(data))
+    error: ValidationError | None = None
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        error = exc
     except _EnvironmentValueError as exc:
         raise ConfigError(str(exc)) from None
     except SettingsError as exc:
         # Any other value pydantic-settings cannot read: still one line, never a traceback.
         cause = f" ({exc.__cause__})" if exc.__cause__ else ""
         raise ConfigError(f"environment: {exc}{cause}") from None
+    if strict:
+        # A value a variable replaces is the variable's: its type in the file does not count.
+        environment = _Environment(Settings)()
+        strict = [e for e in strict if _from_environment(environment, e["loc"]) is None]
+    if error is not None or strict:
+        raise ConfigError(_describe(error, source, data, text, strict))
+    return settings
 
 
 def demo_settings() -> Settings:
@@ -640,11 +1038,12 @@ def demo_settings() -> Settings:
     return parse_settings(starter_text(), "built-in demo")
 
 
-def load_settings(path: Path | None = None) -> Settings:
+def load_settings(path: Path | None = None, *, only: Collection[str] | None = None) -> Settings:
     """Read and validate the configuration, or raise ``ConfigError``.
 
     With no ``path``, ``./config.toml`` is read when present and the defaults
-    (no services) otherwise; a path that is given must exist.
+    (no services) otherwise; a path that is given must exist. ``only``: the
+    file's sections to read (the others are left out, as if not written).
     """
     source = path or DEFAULT_CONFIG
     text = ""
@@ -655,4 +1054,4 @@ def load_settings(path: Path | None = None) -> Settings:
             raise ConfigError(f"{source}: file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{source}: cannot read: {exc}") from None
-    return parse_settings(text, source)
+    return parse_settings(text, source, only=only)
