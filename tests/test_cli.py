@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import unused_port
+from aiohttp import web
+from aiohttp.test_utils import TestServer, unused_port
 from yarl import URL
 
 from healthmon.cli import NO_CONFIG
 from healthmon.config import demo_settings, load_settings
-from tests.support import System, run_healthmon, run_in_folder
+from tests.support import NAMES, System, free_ports, run_healthmon, run_in_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def healthmon_async(*args: str) -> tuple[int, str, str]:
-    """Run the CLI without blocking the loop that serves the app under test."""
+async def healthmon_async(*args: str, cwd: Path | None = None, **env: str) -> tuple[int, str, str]:
+    """Run the CLI without blocking the loop that serves the app under test.
+
+    With ``cwd`` or ``env``: in that folder, with no HEALTHMON_* variable but ``env``.
+    """
+    environment = None if cwd is None and not env else {**_clean_env(), **env}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -29,6 +36,8 @@ async def healthmon_async(*args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=environment,
     )
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode is not None
@@ -74,10 +83,112 @@ async def test_status_exit_code_follows_the_services(system: System) -> None:
 
 
 async def test_status_unreachable_exits_2() -> None:
-    """status against nothing exits 2 with a clear message."""
+    """status against nothing exits 2 saying plainly that no healthmon answers there."""
     code, _, err = await healthmon_async("status", "--url", "http://127.0.0.1:1")
     assert code == 2
-    assert "cannot read http://127.0.0.1:1/api/services" in err
+    assert err == "healthmon: no healthmon answers at http://127.0.0.1:1: nothing listens there\n"
+
+
+@pytest.mark.parametrize(
+    "how", ["--config", "--config first", "./config.toml", "environment", "host:port"]
+)
+async def test_status_finds_the_server_the_way_run_would(
+    system: System, tmp_path: Path, how: str
+) -> None:
+    """status asks where run serves: --config, ./config.toml, HEALTHMON_WEB__PORT, or host:port."""
+    port = system.settings.web.port
+    config = tmp_path / ("config.toml" if how == "./config.toml" else "mine.toml")
+    config.write_text(f"[web]\nport = {port}\n")
+    argv, env = {
+        "--config": (["status", "--config", str(config)], {}),
+        # As with run, an option given before the command counts.
+        "--config first": (["--config", str(config), "status"], {}),
+        "./config.toml": (["status"], {}),
+        "environment": (["status"], {"HEALTHMON_WEB__PORT": str(port)}),
+        "host:port": (["status", "--url", f"localhost:{port}"], {}),
+    }[how]
+    folder = tmp_path if how != "environment" else tmp_path / "empty"
+    folder.mkdir(exist_ok=True)
+    code, out, err = await healthmon_async(*argv, cwd=folder, **env)
+    assert (code, err) == (0, ""), err
+    assert out.splitlines()[0].split() == ["SERVICE", "STATUS", "LATENCY", "REASON"]
+    assert [line.split()[0] for line in out.splitlines()[1:]] == list(NAMES)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "said"),
+    [
+        (404, "404: Not Found", "text/plain", "something else does (HTTP 404 for /api/services)"),
+        (500, "boom", "text/plain", "something else does (HTTP 500 for /api/services)"),
+        (200, "<html>a router</html>", "text/html", "its /api/services is not JSON"),
+        (200, '{"services": "none"}', "application/json", "is not healthmon's"),
+        (200, '[{"name": "x"}]', "application/json", "is not healthmon's"),
+        (200, '{"services": [{"name": 1}]}', "application/json", "is not healthmon's"),
+    ],
+)
+async def test_status_says_when_something_else_answers(
+    tmp_path: Path, status: int, body: str, content_type: str, said: str
+) -> None:
+    """Another server on the port is named as such, in one line with exit 2, never a traceback."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=status, text=body, content_type=content_type)
+
+    other = web.Application()
+    other.router.add_get("/api/services", answer)
+    port = unused_port()
+    server = TestServer(other, host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        (tmp_path / "config.toml").write_text(f"[web]\nport = {port}\n")
+        code, out, err = await healthmon_async("status", cwd=tmp_path)
+    finally:
+        await server.close()
+    assert (code, out) == (2, "")
+    assert err.startswith(f"healthmon: no healthmon answers at http://127.0.0.1:{port}: ")
+    assert said in err
+    assert err.endswith(" (the address from config.toml; ask elsewhere with --url)\n")
+
+
+async def test_status_without_a_server_names_where_the_address_came_from(tmp_path: Path) -> None:
+    """With nothing on the port, status names the file and variable that gave the address."""
+    port = unused_port()
+    config = tmp_path / "mine.toml"
+    config.write_text("[web]\nport = 4000\n")
+    code, _, err = await healthmon_async(
+        "status", "--config", str(config), HEALTHMON_WEB__PORT=str(port)
+    )
+    assert code == 2
+    assert err == (
+        f"healthmon: no healthmon answers at http://127.0.0.1:{port}: nothing listens there "
+        f"(the address from {config} and HEALTHMON_WEB__PORT; start it with healthmon run, "
+        "or ask elsewhere with --url)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--url", "ftp://h:1"], "argument --url: 'ftp://h:1' is not an address"),
+        (["--url", "localhost:99999"], "argument --url: 'localhost:99999' is not an address"),
+        (["--url", "h:1?x"], "argument --url: 'h:1?x' is not an address"),
+        (["--url", "h:1", "--config", "a.toml"], "argument --config: not allowed with"),
+    ],
+)
+def test_a_status_address_mistake_is_one_line(args: list[str], expected: str) -> None:
+    """A --url that is no address, or with --config too, is told in one line with exit 2."""
+    result = run_healthmon("status", *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr
+
+
+def test_status_help_says_where_it_looks() -> None:
+    """status --help says it asks where run would serve, and the default address."""
+    out = " ".join(run_healthmon("status", "--help").stdout.split())
+    assert "found where healthmon run would serve" in out
+    assert "http://127.0.0.1:4000 by default" in out
+    assert "host:port" in out
 
 
 def _in(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -91,6 +202,19 @@ def _in(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
         cwd=folder,
         env={**_clean_env(), **env},
     )
+
+
+def free_run(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports that are free now."""
+    while True:
+        first = unused_port()
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+        except (OverflowError, OSError):
+            continue
+        return first
 
 
 def _clean_env() -> dict[str, str]:
@@ -120,6 +244,82 @@ def test_init_keeps_an_existing_file_unless_forced(tmp_path: Path) -> None:
     forced = _in(tmp_path, "init", str(path), "--force")
     assert forced.returncode == 0, forced.stderr
     assert load_settings(path) == load_settings(ROOT / "config.toml")
+
+
+def test_init_port_writes_a_config_on_those_ports(tmp_path: Path) -> None:
+    """init --port and --mock-ports write a valid config using those ports and no others."""
+    result = _in(tmp_path, "init", "--port", "4100", "--mock-ports", "5001")
+    assert result.returncode == 0, result.stderr
+    assert "the page will be on http://localhost:4100/" in result.stdout
+    settings = load_settings(tmp_path / "config.toml")
+    assert settings.web.port == 4100
+    assert [(s.name, s.port) for s in settings.services] == [
+        ("auth", 5001),
+        ("billing", 5002),
+        ("notifications", 5003),
+        ("analytics", 5004),
+    ]
+    # Only the ports moved: the rest is the commented starter.
+    assert settings.model_copy(update={"web": None, "services": None}) == load_settings(
+        ROOT / "config.toml"
+    ).model_copy(update={"web": None, "services": None})
+    assert settings.web.model_copy(update={"port": 4000}) == load_settings(ROOT / "config.toml").web
+    checked = _in(tmp_path, "check-config")
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--port", "3002"], "--port 3002 is one of the mocks' ports (3001-3004)"),
+        (["--port", "5003", "--mock-ports", "5001"], "--port 5003 is one of the mocks' ports"),
+        (["--mock-ports", "65533"], "the four mocks would need ports up to 65536"),
+        (["--port", "0"], "argument --port: '0' is not a port (1-65535)"),
+        (["--port", "http"], "argument --port: 'http' is not a port"),
+        (["--mock-ports", "-1"], "argument --mock-ports: '-1' is not a port"),
+    ],
+)
+def test_init_refuses_ports_that_cannot_work(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    """init with clashing or impossible ports says why in one line, exit 2, and writes nothing."""
+    result = _in(tmp_path, "init", *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr
+    assert not (tmp_path / "config.toml").exists()
+
+
+async def test_init_port_then_run_then_status_need_no_other_flag(tmp_path: Path) -> None:
+    """After init --port, run and status in that folder agree on the address by themselves."""
+    first = free_run(4)
+    web_port = next(p for p in free_ports(5) if not first <= p < first + 4)
+    code, out, err = await healthmon_async(
+        "init", "--port", str(web_port), "--mock-ports", str(first), cwd=tmp_path
+    )
+    assert code == 0, err
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "healthmon",
+        "run",
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        cwd=tmp_path,
+        env={**_clean_env(), "HEALTHMON_HISTORY__PATH": ":memory:"},
+    )
+    assert process.stderr is not None
+    try:
+        while b"healthmon.started" not in (
+            line := await asyncio.wait_for(process.stderr.readline(), 30)
+        ):
+            assert line, "healthmon exited before it started"
+        code, out, err = await healthmon_async("status", cwd=tmp_path)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+    assert code in (0, 1), err
+    assert [line.split()[0] for line in out.splitlines()[1:]] == list(NAMES)
 
 
 def test_the_demo_is_the_shipped_config() -> None:

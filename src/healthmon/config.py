@@ -986,9 +986,22 @@ def _describe(
     return "; ".join(in_file + by_variable)
 
 
-def starter_text() -> str:
-    """The commented starter config.toml that ``healthmon init`` writes: the four-mock demo."""
-    return (resources.files("healthmon") / "starter.toml").read_text(encoding="utf-8")
+def starter_text(web_port: int = 4000, mock_ports: int = 3001) -> str:
+    """The commented starter config.toml that ``healthmon init`` writes: the four-mock demo.
+
+    ``web_port`` is the page's; the mocks listen on ``mock_ports`` and the three after it.
+    """
+    text = (resources.files("healthmon") / "starter.toml").read_text(encoding="utf-8")
+    text, found = re.subn(r"(?m)^port = 4000\b", f"port = {web_port}", text)
+    assert found == 1, "starter.toml: no [web] port = 4000 line"
+    mocks = iter(range(mock_ports, mock_ports + 4))
+    text, found = re.subn(
+        r'(?m)^url = "http://127\.0\.0\.1:\d+"',
+        lambda _: f'url = "http://127.0.0.1:{next(mocks)}"',
+        text,
+    )
+    assert found == 4, "starter.toml: not four mock urls"
+    return text
 
 
 def _toml_error(exc: tomllib.TOMLDecodeError, source: str | Path) -> str:
