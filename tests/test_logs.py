@@ -156,6 +156,24 @@ def test_a_300_character_reason_is_cut_to_one_line_of_100() -> None:
             "config         ✕ invalid   running config kept  services[0].url: not a URL",
         ),
         (
+            "error",
+            "config.invalid",
+            {"error": "b.toml:3: web.prot: unknown key", "file": "b.toml", "kept": "..."},
+            "config         ✕ invalid   running config kept  b.toml:3: web.prot: unknown key",
+        ),
+        (
+            "info",
+            "config.applied",
+            {"file": "b.toml", "added": [], "keys": [], "reverted": ["web.port"]},
+            "config           applied   web.port back as running (no restart needed)  in b.toml",
+        ),
+        (
+            "warning",
+            "config.restart_needed",
+            {"keys": ["web.port"], "file": "b.toml", "kept": "the running values"},
+            "config         ▲ restart   needed for web.port  in b.toml",
+        ),
+        (
             "info",
             "mock.mode",
             {"service": "billing", "from": "up", "to": "down"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -72,11 +73,36 @@ class Reloadable(System):
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Reloadable]:
-    path = tmp_path / "config.toml"
+    async with reloadable(tmp_path / "config.toml") as system:
+        yield system
+
+
+@contextlib.asynccontextmanager
+async def reloadable(path: Path, *, demo: bool = False) -> AsyncIterator[Reloadable]:
+    """The real app watching ``path`` (two mocks); ``demo``: started without reading it."""
     ports = {"auth": unused_port(), "billing": unused_port()}
-    path.write_text(render(unused_port(), ports))
-    settings = load_settings(path)
-    server = TestServer(create_app(settings, config_path=path), port=settings.web.port)
+    web_port = unused_port()
+    if demo:
+        settings = Settings.model_validate(
+            {
+                "web": {"port": web_port},
+                "monitor": {"interval_ms": 100, "heartbeat_ms": 200},
+                "services": [
+                    {
+                        "name": n,
+                        "url": f"http://127.0.0.1:{p}",
+                        "data_endpoint": "/data",
+                        "mock": True,
+                    }
+                    for n, p in ports.items()
+                ],
+            }
+        )
+    else:
+        await asyncio.to_thread(path.write_text, render(web_port, ports))
+        settings = load_settings(path)
+    app = create_app(settings, config_path=path, demo=demo)
+    server = TestServer(app, port=settings.web.port)
     await server.start_server()
     async with aiohttp.ClientSession() as session:
         system = Reloadable(settings, server, session)
@@ -276,9 +302,101 @@ async def test_keys_needing_a_restart_are_logged_by_name_and_kept(live: Reloadab
             broker='url = "amqp://guest:guest@127.0.0.1:5999/"',
         )
     restart = [e for e in logs if e["event"] == "config.restart_needed"]
-    assert restart[0]["keys"] == ["web.cors_origins", "broker.url", "monitor.port"]
+    assert restart[0]["keys"] == ["broker.url", "monitor.port", "web.cors_origins"]
+    assert restart[0]["file"] == str(live.path)
     assert live.app[CONFIG].settings == running
     assert not [e for e in logs if e["event"] in ("config.applied", "config.invalid")]
+
+
+async def test_waiting_keys_reach_pages_and_reverting_one_logs_it_applied(
+    live: Reloadable,
+) -> None:
+    """Pages and the API list the saved keys that wait for a restart; putting one back says so."""
+    messages = await live.connected()
+    first = await live.get("/api/services")
+    assert (first["config_file"], first["restart_needed"]) == (str(live.path), [])
+    await live.reload(live.ports, web='cors_origins = ["http://a.test"]', monitor="port = 3999")
+    told = await messages.until(lambda m: m["type"] == "restartNeeded")
+    assert (told["keys"], told["file"]) == (["monitor.port", "web.cors_origins"], str(live.path))
+    assert told["stream"] == live.app[HUB].stream
+    assert (await live.get("/api/services"))["restart_needed"] == told["keys"]
+    late = await live.connected()
+    snapshot = late.seen[-1]
+    assert (snapshot["config_file"], snapshot["restart_needed"]) == (str(live.path), told["keys"])
+    # One of the two back at its running value: logged as applied, gone from the list.
+    with capture_logs() as logs:
+        await live.reload(live.ports, web='cors_origins = ["http://a.test"]')
+    assert (await messages.until(lambda m: m["type"] == "restartNeeded"))["keys"] == [
+        "web.cors_origins"
+    ]
+    applied = [e for e in logs if e["event"] == "config.applied"]
+    assert [(e["reverted"], e["file"]) for e in applied] == [(["monitor.port"], str(live.path))]
+    assert [e["keys"] for e in logs if e["event"] == "config.restart_needed"] == [
+        ["web.cors_origins"]
+    ]
+    # All back: applied again, nothing waits, and no page is told twice.
+    with capture_logs() as logs:
+        await live.reload(live.ports)
+        await live.reload(live.ports)
+    assert (await messages.until(lambda m: m["type"] == "restartNeeded"))["keys"] == []
+    assert [e["reverted"] for e in logs if e["event"] == "config.applied"] == [["web.cors_origins"]]
+    assert not [e for e in logs if e["event"] == "config.restart_needed"]
+    assert (await live.get("/api/services"))["restart_needed"] == []
+    assert live.app[CONFIG].restart_needed == ()
+    assert [m["keys"] for m in messages.seen if m["type"] == "restartNeeded"] == [
+        ["monitor.port", "web.cors_origins"],
+        ["web.cors_origins"],
+        [],
+    ]
+
+
+async def test_a_page_that_comes_back_gets_the_waiting_keys_it_missed(live: Reloadable) -> None:
+    """restartNeeded is numbered: a page resuming after it gets it replayed, not lost."""
+    hub = live.app[HUB]
+    since = f"{hub.stream}:{hub.seq}"
+    await live.reload(live.ports, monitor="port = 3999")
+    ws = await live.session.ws_connect(f"{live.base}/ws", params={"since": since})
+    live.sockets.append(ws)
+    resumed = Messages(ws)
+    assert (await resumed.next())["type"] == "welcome"
+    replayed = await resumed.until(lambda m: m["type"] == "restartNeeded")
+    assert replayed["keys"] == ["monitor.port"]
+    assert not [m for m in resumed.seen if m["type"] == "initialSnapshot"]
+
+
+async def test_every_config_message_names_the_file_in_use(tmp_path: Path) -> None:
+    """With --config class-b.toml, the error, the logs and the page all name class-b.toml."""
+    async with reloadable(tmp_path / "class-b.toml") as live:
+        messages = await live.connected()
+        with capture_logs() as logs:
+            live.path.write_text(
+                render(live.settings.web.port, live.ports, monitor="intervall_ms = 1")
+            )
+            error = await messages.until(lambda m: m["type"] == "configError")
+            live.write(live.ports)
+            await messages.until(lambda m: m["type"] == "configError" and m["error"] is None)
+        assert error["error"] == (
+            f"{live.path}:8: monitor.intervall_ms: unknown key (did you mean interval_ms?)"
+        )
+        invalid = next(e for e in logs if e["event"] == "config.invalid")
+        assert invalid["file"] == str(live.path)
+        assert next(e for e in logs if e["event"] == "config.applied")["file"] == str(live.path)
+        assert (await live.get("/api/services"))["config_file"] == str(live.path)
+
+
+async def test_the_demo_names_no_file_until_one_is_saved(tmp_path: Path) -> None:
+    """Running the built-in demo, pages see no config file; a saved config.toml is named then."""
+    async with reloadable(tmp_path / "config.toml", demo=True) as live:
+        messages = await live.connected()
+        assert (messages.seen[-1]["config_file"], messages.seen[-1]["restart_needed"]) == (None, [])
+        assert (await live.get("/api/services"))["config_file"] is None
+        with capture_logs() as logs:
+            await live.reload(live.ports)
+        told = await messages.until(lambda m: m["type"] == "restartNeeded")
+        assert (told["keys"], told["file"]) == ([], str(live.path))
+        assert (await live.get("/api/services"))["config_file"] == str(live.path)
+        # The same services as the demo: still one line says the file is in force.
+        assert [e["file"] for e in logs if e["event"] == "config.applied"] == [str(live.path)]
 
 
 def test_every_key_is_live_or_needs_a_restart() -> None:

@@ -199,9 +199,14 @@ def services_document(app: web.Application) -> dict[str, Any]:
     monitor = app.get(MONITOR)
     hub = app.get(HUB)
     events = app.get(EVENTS)
+    live = app[CONFIG]
     return {
         "services": services,
-        "config_error": app[CONFIG].error,
+        "config_error": live.error,
+        # The file as the user named it (None: the built-in demo), and its
+        # saved keys that wait for a restart.
+        "config_file": live.file,
+        "restart_needed": list(live.restart_needed),
         "history": board.history_state,
         "log": board.recent_changes(),
         "interval_ms": settings.monitor.interval_ms,

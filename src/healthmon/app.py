@@ -217,17 +217,23 @@ async def _watch_metrics(app: web.Application) -> None:
 
 
 def create_app(
-    settings: Settings, roles: Iterable[str] = ROLES, *, config_path: Path | None = None
+    settings: Settings,
+    roles: Iterable[str] = ROLES,
+    *,
+    config_path: Path | None = None,
+    demo: bool = False,
 ) -> web.Application:
     """The process's application: only the parts its roles name.
 
-    With ``config_path``, edits to that file apply while it runs.
+    With ``config_path``, edits to that file apply while it runs. ``demo``:
+    the settings are the built-in demo, and ``config_path`` is only watched
+    (a file saved there takes over).
     """
     roles = frozenset(roles)
     # The Host allow-list, and the security headers on every answer, /ws included.
     app = web.Application(client_max_size=64 * 1024, middlewares=[guard])
     app.on_response_prepare.append(secure_headers)
-    app[CONFIG] = LiveConfig(settings, config_path)
+    app[CONFIG] = LiveConfig(settings, config_path, from_file=not demo)
     app[PROCESS_ROLES] = roles
     app[METRICS] = Metrics()
     if roles & {"ws", MONITOR_ROLE}:
@@ -243,6 +249,7 @@ def create_app(
             # A new client waits at most one full check for a complete snapshot.
             snapshot_wait_ms=settings.monitor.timeout_ms + settings.monitor.interval_ms + 250,
             services=settings.services,
+            config_file=app[CONFIG].file,
         )
         # The board subscribes before the monitor starts, so no first result is missed.
         app.cleanup_ctx.append(_board)
@@ -294,11 +301,14 @@ async def serve(
 ) -> None:
     """Run until SIGINT or SIGTERM, then stop within ``SHUTDOWN_TIMEOUT_S``.
 
-    SIGHUP reloads the configuration file.
+    SIGHUP reloads the configuration file. Without ``config_path`` the
+    settings are the built-in demo, and ``./config.toml`` takes over once saved.
     """
     roles = frozenset(roles)
     check_roles(settings, roles)
-    app = create_app(settings, roles, config_path=config_path or DEFAULT_CONFIG)
+    app = create_app(
+        settings, roles, config_path=config_path or DEFAULT_CONFIG, demo=config_path is None
+    )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

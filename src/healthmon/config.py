@@ -580,11 +580,23 @@ class Settings(BaseSettings):
 
 @dataclass
 class LiveConfig:
-    """The configuration in force, replaced by a reload; the last reload's error."""
+    """The configuration in force, replaced by a reload; the last reload's error.
+
+    ``path`` is the file watched; ``from_file`` is False while the built-in
+    demo runs (no file read yet), so ``file`` names no file then.
+    """
 
     settings: Settings
     path: Path | None = None
     error: str | None = None
+    # Keys saved in the file that wait for a restart, sorted ("web.port").
+    restart_needed: tuple[str, ...] = ()
+    from_file: bool = True
+
+    @property
+    def file(self) -> str | None:
+        """The config file as the user named it; None for the built-in demo."""
+        return str(self.path) if self.path is not None and self.from_file else None
 
 
 Loc = tuple[str | int, ...]

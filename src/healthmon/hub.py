@@ -6,7 +6,7 @@ one. Each socket's unsent backlog is bounded; a client past the bound is
 dropped (it reconnects and gets a fresh snapshot, so it loses nothing).
 
 Every message that changes what a client holds (``initialSnapshot``,
-``statusUpdate``, ``configError``) is numbered: ``stream`` names this hub
+``statusUpdate``, ``configError``, ``restartNeeded``) is numbered: ``stream`` names this hub
 instance (new at each start), ``seq`` counts from 1. The last
 ``JOURNAL_SIZE`` numbered messages are kept, encoded, so a client that comes
 back with ``since=<stream>:<seq>`` gets exactly what it missed instead of a
@@ -48,7 +48,7 @@ HEARTBEAT_SLICE = 256
 # Numbered messages kept for clients that resume.
 JOURNAL_SIZE = 1024
 # The messages that change what a client holds: numbered, kept, replayed.
-NUMBERED = frozenset({"initialSnapshot", "statusUpdate", "configError"})
+NUMBERED = frozenset({"initialSnapshot", "statusUpdate", "configError", "restartNeeded"})
 # ``<stream>:<seq>`` as the hub writes them: lower-case hex, a decimal of at most 18 digits.
 _SINCE = re.compile(r"([0-9a-f]{1,32}):(0|[1-9][0-9]{0,17})", re.ASCII)
 
@@ -149,6 +149,7 @@ class Hub:
         heartbeat_ms: int,
         snapshot_wait_ms: int,
         services: Iterable[ServiceSettings],
+        config_file: str | None = None,
     ) -> None:
         self.board = board
         self.web = web_settings
@@ -156,6 +157,10 @@ class Hub:
         self.snapshot_wait_s = snapshot_wait_ms / 1000
         self.service_info = _service_info(services)
         self.config_error: str | None = None
+        # The config file as the user named it (None: the built-in demo), and
+        # the keys saved in it that wait for a restart.
+        self.config_file = config_file
+        self.restart_needed: list[str] = []
         self.enabled = True
         # Every open socket, and those of them that get broadcasts (their
         # snapshot sent); a socket still waiting for its snapshot is only in
@@ -288,6 +293,8 @@ class Hub:
             "services": services,
             "monitor": self._monitor(),
             "config_error": self.config_error,
+            "config_file": self.config_file,
+            "restart_needed": self.restart_needed,
             # Whether stored history works (None: history is off).
             "history": self.board.history_state,
             # The latest changes, so every page's event log starts the same.
@@ -305,6 +312,14 @@ class Hub:
         """Show (or, with None, clear) a reload's error on every open page."""
         self.config_error = error
         self.broadcast({"type": "configError", "error": error, "ts": now_ms()})
+
+    def show_restart_needed(self, keys: Iterable[str], file: str | None) -> None:
+        """Tell every open page which saved keys (sorted) wait for a restart, and in which file."""
+        self.restart_needed = sorted(keys)
+        self.config_file = file
+        self.broadcast(
+            {"type": "restartNeeded", "keys": self.restart_needed, "file": file, "ts": now_ms()}
+        )
 
     def show_history_state(self) -> None:
         """Tell every open page that history stopped or started working."""

@@ -178,6 +178,12 @@ def _monitor(state: str | None, *said: str) -> Callable[[_Line], None]:
     return build
 
 
+def _config_file(line: _Line) -> None:
+    file = line.take("file")
+    if file:
+        line.details.append(f"in {_text(file)}")
+
+
 def _config_applied(line: _Line) -> None:
     for key, label in (("added", "added"), ("removed", "removed"), ("changed", "changed")):
         names = line.take(key)
@@ -186,12 +192,18 @@ def _config_applied(line: _Line) -> None:
     keys = line.take("keys")
     if keys:
         line.details.append(f"settings {_text(keys)}")
+    reverted = line.take("reverted")
+    if reverted:
+        line.details.append(f"{_text(reverted)} back as running (no restart needed)")
     if not line.details:
         line.details.append("no service changed")
+    _config_file(line)
 
 
 def _config_invalid(line: _Line) -> None:
     line.take("kept")
+    # The error names the file (or the variable) already.
+    line.take("file")
     line.details += ["running config kept", _text(line.take("error"))]
 
 
@@ -199,6 +211,7 @@ def _restart_needed(line: _Line) -> None:
     line.take("kept")
     line.word = "restart"
     line.details.append(f"needed for {_text(line.take('keys'))}")
+    _config_file(line)
 
 
 def _mock_mode(line: _Line) -> None:

@@ -18,7 +18,10 @@ keeps watching instead of crashing.
 Every key is either applied live or logged as needing a restart, by name
 (``config.restart_needed keys=["web.port"]``); a key that needs a restart
 keeps its running value until then, so the settings in force are always
-the ones the process really uses.
+the ones the process really uses. Which saved keys wait for a restart is
+kept (``LiveConfig.restart_needed``) and told to every page when it changes;
+a key put back to its running value is logged as ``config.applied`` with
+``reverted``. Every line names the file.
 
 The file is looked at four times a second (a stat; read and compared byte
 for byte when the stat changes), in a thread, as is parsing it: for one
@@ -90,12 +93,12 @@ def _changed(old: BaseModel, new: BaseModel, keys: frozenset[str]) -> list[str]:
 
 
 def restart_keys(old: Settings, new: Settings) -> list[str]:
-    """The keys (``section.key``) ``new`` changes that apply only at the next start."""
-    return [
+    """The keys (``section.key``, sorted) ``new`` changes that apply only at the next start."""
+    return sorted(
         f"{section}.{key}"
         for section, keys in RESTART_KEYS.items()
         for key in _changed(getattr(old, section), getattr(new, section), keys)
-    ]
+    )
 
 
 def live_keys(old: Settings, new: Settings) -> list[str]:
@@ -205,6 +208,7 @@ class Reloader:
 
     async def _reload(self) -> None:
         live = self.app[CONFIG]
+        error_before = live.error
         try:
             loaded = await asyncio.to_thread(load_settings, self.path)
         except ConfigError as exc:
@@ -248,19 +252,44 @@ class Reloader:
             # Out of the way now that nothing uses them.
             await asyncio.gather(*(mock.stop() for mock in swap.leaving))
         else:
-            fixed = live.error is not None
             self._set_error(None)
-            if fixed:
-                # Back to the running config after a mistake: say it is in force.
-                log.info("config.applied", added=[], removed=[], changed=[], keys=[])
+        # A mistake fixed, or a file read in place of the built-in demo.
+        fixed = error_before is not None or not live.from_file
+        # The keys that waited for a restart and are now back at their running value.
+        reverted = sorted(set(live.restart_needed) - set(restart))
+        self._set_restart_needed(restart)
+        file = str(self.path)
         if restart:
             log.warning(
-                "config.restart_needed", keys=restart, kept="the running values until a restart"
+                "config.restart_needed",
+                keys=restart,
+                file=file,
+                kept="the running values until a restart",
+            )
+        if new != old or fixed or reverted:
+            # Also when only a mistake was fixed or a key reverted: the file is in force again.
+            log.info(
+                "config.applied",
+                file=file,
+                added=added,
+                removed=removed,
+                changed=changed,
+                keys=keys,
+                reverted=reverted,
             )
         if new != old:
-            log.info("config.applied", added=added, removed=removed, changed=changed, keys=keys)
             # The name the walkthrough and the process test look for.
             log.info("config.reloaded", added=added, removed=removed, changed=changed)
+
+    def _set_restart_needed(self, keys: list[str]) -> None:
+        """Keep (and show every page) the saved keys that wait for a restart, when they change."""
+        live = self.app[CONFIG]
+        before = (live.restart_needed, live.file)
+        live.restart_needed = tuple(keys)
+        # A file read for the first time replaces the built-in demo.
+        live.from_file = True
+        if (live.restart_needed, live.file) != before and HUB in self.app:
+            self.app[HUB].show_restart_needed(live.restart_needed, live.file)
 
     def _reject(self, error: str, *, service: str | None = None, crashed: bool = False) -> None:
         """Keep the running configuration; log and show why, once per error.
@@ -272,7 +301,13 @@ class Reloader:
         extra: dict[str, object] = {"service": service} if service is not None else {}
         if crashed:
             extra["exc_info"] = True
-        log.error("config.invalid", error=error, kept="the running configuration", **extra)
+        log.error(
+            "config.invalid",
+            error=error,
+            file=str(self.path),
+            kept="the running configuration",
+            **extra,
+        )
         self._set_error(error)
 
     def _set_error(self, error: str | None) -> None:
