@@ -214,6 +214,60 @@ def test_each_event_kind_has_its_fixed_order(
     assert out[10:] == shown + "\n"
 
 
+STARTED = {
+    "roles": ["mocks", "monitor", "ws"],
+    "broker": "memory",
+    "loop": "uvloop",
+    "websocket": "ws://localhost:4000/ws",
+    "api": "http://localhost:4000/api/services",
+    "mocks": {"auth": "http://127.0.0.1:3001/analytics"},
+}
+
+
+@pytest.mark.parametrize(
+    ("width", "page", "shown"),
+    [
+        (
+            80,
+            "http://localhost:4000/",
+            "healthmon        started   http://localhost:4000/  broker memory  rol…",
+        ),
+        (
+            80,
+            "http://classroom-12.physics.example.org:4000/",
+            "healthmon        started   http://classroom-12.physics.example.org:4000/",
+        ),
+        (
+            60,
+            "http://classroom-12.physics.example.org:4000/",
+            "healthmon        started   http://classroom-12.physics.example.org:4000/",
+        ),
+        (
+            160,
+            "http://localhost:4000/",
+            "healthmon        started   http://localhost:4000/  broker memory  "
+            "roles mocks, monitor, ws  loop uvloop  mocks=auth http://127.0.0.1:3001/analytics",
+        ),
+    ],
+)
+def test_the_start_line_keeps_the_page_address_whole(width: int, page: str, shown: str) -> None:
+    """On an 80-column (or narrower) terminal the page's address is never cut; the rest may be."""
+    line = ClassroomRenderer(width=width)(
+        None, "info", {"event": "healthmon.started", "page": page, **STARTED}
+    )
+    assert line[10:] == shown
+    assert len(line) <= width or line.endswith(page)
+
+
+def test_a_lone_monitor_start_line_keeps_its_address_whole() -> None:
+    """A monitor started alone shows its own address first, whole, as a page's would be."""
+    url = "http://monitor-host.example.org:3000/api/statuses"
+    line = ClassroomRenderer(width=80)(
+        None, "info", {"event": "healthmon.started", "roles": ["monitor"], "monitor": url}
+    )
+    assert line[10:] == f"healthmon        started   {url}"
+
+
 def test_the_alias_config_reloaded_is_one_line_in_json_and_none_in_classroom() -> None:
     """config.reloaded repeats config.applied: JSON keeps it for scripts, the classroom skips it."""
     assert render("info", "config.reloaded", added=["x"]) == ""

@@ -16,7 +16,7 @@ import websockets
 from aiohttp.test_utils import unused_port
 
 from tests.processes import HealthmonProcess
-from tests.support import ENDPOINTS, NAMES
+from tests.support import ENDPOINTS, NAMES, poll
 
 
 def write_config(path: Path, web_port: int, ports: dict[str, int], extra: str = "") -> None:
@@ -93,7 +93,8 @@ async def test_sighup_reloads_the_file(process: HealthmonProcess, tmp_path: Path
                         break
                 # Waiting for another process to act on a signal: no event to await.
                 await asyncio.sleep(0.05)
-    assert "config.reloaded" in process.output()
+    # The API shows the new settings a moment before the monitor's switch is done and logged.
+    await poll(lambda: asyncio.to_thread(process.output), lambda out: "config.reloaded" in out)
 
 
 async def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
@@ -118,3 +119,32 @@ async def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     text = err.decode()
     assert f"mock 'auth' cannot listen on 127.0.0.1:{port}" in text
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("log_format", ["classroom", "json"])
+async def test_a_taken_web_port_is_said_before_anything_runs(
+    tmp_path: Path, log_format: str
+) -> None:
+    """With the page's port taken, its one error line is all that is said: no mock, no check."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "config.toml"
+        write_config(config, port, {name: unused_port() for name in NAMES})
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "healthmon",
+            "--config",
+            str(config),
+            "--log-format",
+            log_format,
+            stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        _, err = await asyncio.wait_for(child.communicate(), 30)
+    assert child.returncode == 1
+    assert err.decode() == (
+        f"healthmon: cannot start: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )

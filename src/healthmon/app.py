@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
@@ -296,6 +297,35 @@ def listen_addresses(settings: Settings, roles: Iterable[str]) -> list[tuple[str
     return addresses
 
 
+async def _listen(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for ``host:port``, as ``loop.create_server`` makes them, open now.
+
+    Bound before anything starts: a port that is taken stops the start
+    before a mock, a check or a log line says anything ran.
+    """
+    loop = asyncio.get_running_loop()
+    sockets: list[socket.socket] = []
+    try:
+        found = await loop.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # As asyncio does: "::" is IPv6 only, 0.0.0.0 has its own socket.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sockets
+
+
 async def serve(
     settings: Settings, roles: Iterable[str] = ROLES, *, config_path: Path | None = None
 ) -> None:
@@ -309,6 +339,16 @@ async def serve(
     app = create_app(
         settings, roles, config_path=config_path or DEFAULT_CONFIG, demo=config_path is None
     )
+    # The listening sockets first; then every part (mocks, broker, monitor...);
+    # then serving on the sockets, which have queued any early connection.
+    sockets: list[socket.socket] = []
+    try:
+        for host, port in listen_addresses(settings, roles):
+            sockets += await _listen(host, port)
+    except StartupError:
+        for sock in sockets:
+            sock.close()
+        raise
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -316,14 +356,8 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     try:
         await runner.setup()
-        for host, port in listen_addresses(settings, roles):
-            site = web.TCPSite(runner, host, port, reuse_address=True)
-            try:
-                await site.start()
-            except OSError as exc:
-                raise StartupError(
-                    f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-                ) from None
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
         loop.add_signal_handler(signal.SIGHUP, app[RELOADER].request)
         # Everything allocated so far lives as long as the process: keep it
         # out of the collector's way, so its pauses stay short under load.
@@ -337,6 +371,8 @@ async def serve(
         # 3. give requests in flight SHUTDOWN_TIMEOUT_S; 4. stop the monitor,
         # hub, board, mocks and broker, in reverse order of start.
         await runner.cleanup()
+        for sock in sockets:
+            sock.close()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 

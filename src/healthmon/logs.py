@@ -104,6 +104,8 @@ class _Line:
         self.word: str = (what or area).replace("_", " ")
         self.state: str | None = None
         self.details: list[str] = []
+        # Shown first and never cut (an address to open or copy).
+        self.whole: str | None = None
 
     def take(self, key: str) -> Any:
         """The value under ``key``, now shown in its own place (None if absent)."""
@@ -249,9 +251,11 @@ def _history_where(line: _Line) -> None:
 def _started(line: _Line) -> None:
     line.take("websocket")
     line.take("api")
+    # The address to open: the page, or a lone monitor's; never cut.
     page = line.take("page")
-    if page:
-        line.details.append(_text(page))
+    monitor = None if page else line.take("monitor")
+    if page or monitor:
+        line.whole = _text(page or monitor)
     for key in ("broker", "roles", "loop"):
         value = line.take(key)
         if value is not None:
@@ -346,6 +350,11 @@ class ClassroomRenderer:
         details = visible("  ".join(d for d in line.details if d))
         room = self._room() - len(head) - max(len(verb), _VERB) - 2
         text = details if event in _WHOLE else _cut(details, room) if details else ""
+        if line.whole is not None:
+            whole = visible(line.whole)
+            # What fits after it, when enough room is left to be worth reading.
+            rest = room - len(whole) - 2
+            text = whole + (f"  {_cut(details, rest)}" if details and rest >= 8 else "")
         if self.colour and paint:
             verb_shown = f"{paint}{verb}{_RESET}" + " " * (_VERB - len(verb))
         else:
