@@ -271,19 +271,25 @@ def test_kinds_in_config(table: str, kind: str, checked: str) -> None:
 @pytest.mark.parametrize(
     ("table", "error"),
     [
-        ('url = "tcp://db:5432"\n', 'services[0]: url: a tcp:// URL needs kind = "tcp"'),
-        ('url = "grpc://db:5432"\n', 'services[0]: url: a grpc:// URL needs kind = "grpc"'),
+        ('url = "tcp://db:5432"\n', 'services[0] "svc".url: a tcp:// URL needs kind = "tcp"'),
+        ('url = "grpc://db:5432"\n', 'services[0] "svc".url: a grpc:// URL needs kind = "grpc"'),
         (
             'url = "http://db:80"\nkind = "tcp"\n',
-            'services[0]: url: a http:// URL needs kind = "http"',
+            'services[0] "svc".url: a http:// URL needs kind = "http"',
         ),
-        ('url = "tcp://db"\nkind = "tcp"\n', 'services[0]: url: kind = "tcp" needs a port'),
-        ('url = "tcp://db:1/x"\nkind = "tcp"\n', 'services[0]: url: kind = "tcp" takes no path'),
-        ('url = "tcp://db:0"\nkind = "tcp"\n', "services[0].url: has an invalid port (0)"),
-        ('url = "tcp://u:p@db:5"\nkind = "tcp"\n', "services[0].url: must not carry a user"),
-        ('url = "tcp://db:5?x=1"\nkind = "tcp"\n', "services[0].url: must not carry a query"),
+        ('url = "tcp://db"\nkind = "tcp"\n', 'services[0] "svc".url: kind = "tcp" needs a port'),
+        (
+            'url = "tcp://db:1/x"\nkind = "tcp"\n',
+            'services[0] "svc".url: kind = "tcp" takes no path',
+        ),
+        ('url = "tcp://db:0"\nkind = "tcp"\n', 'services[0] "svc".url: has an invalid port (0)'),
+        ('url = "tcp://u:p@db:5"\nkind = "tcp"\n', 'services[0] "svc".url: must not carry a user'),
+        ('url = "tcp://db:5?x=1"\nkind = "tcp"\n', 'services[0] "svc".url: must not carry a query'),
         ('url = "udp://db:5"\n', "(or tcp://, grpc://, grpcs:// for those kinds)"),
-        ('url = "tcp://db:5"\nkind = "udp"\n', "services[0].kind: Input should be 'http', 'tcp'"),
+        (
+            'url = "tcp://db:5"\nkind = "udp"\n',
+            "services[0] \"svc\".kind: Input should be 'http', 'tcp'",
+        ),
         ('url = "tcp://db:5"\nkind = "tcp"\nmethod = "HEAD"\n', 'method: not used by kind = "tcp"'),
         ('url = "tcp://db:5"\nkind = "tcp"\nmock = true\n', 'mock: not used by kind = "tcp"'),
         (

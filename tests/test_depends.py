@@ -25,17 +25,21 @@ depends_on = {db}
 @pytest.mark.parametrize(
     ("billing", "db", "message"),
     [
-        ('["db"]', '["dbx"]', "services[1].depends_on: unknown service 'dbx'"),
-        ('["db"]', '["billing"]', "services[0].depends_on: cycle billing → db → billing"),
-        ("[]", '["db"]', "services[1].depends_on: cycle db → db"),
-        ('["db", "nope"]', "[]", "services[0].depends_on: unknown service 'nope'"),
+        ('["db"]', '["dbx"]', "10: services[1] \"db\".depends_on: unknown service 'dbx'"),
+        (
+            '["db"]',
+            '["billing"]',
+            '5: services[0] "billing".depends_on: cycle billing → db → billing',
+        ),
+        ("[]", '["db"]', '10: services[1] "db".depends_on: cycle db → db'),
+        ('["db", "nope"]', "[]", "5: services[0] \"billing\".depends_on: unknown service 'nope'"),
     ],
 )
 def test_unknown_names_and_cycles_are_config_errors(billing: str, db: str, message: str) -> None:
     """An unknown dependency or a cycle stops the start with the file, the field and the path."""
     with pytest.raises(ConfigError) as error:
         parse_settings(SERVICES.format(billing=billing, db=db), "config.toml")
-    assert str(error.value) == f"config.toml: {message}"
+    assert str(error.value) == f"config.toml:{message}"
 
 
 def test_a_dependency_chain_is_valid() -> None:

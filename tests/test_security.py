@@ -295,7 +295,7 @@ def test_credentials_in_a_url_are_refused(tmp_path: Path, url: str) -> None:
     with pytest.raises(ConfigError) as error:
         load_settings(path)
     message = str(error.value)
-    assert "services[0].url: must not carry a user name or password" in message
+    assert 'services[0] "orders".url: must not carry a user name or password' in message
     assert 'headers = { Authorization = "Basic ${VAR}" }' in message
     assert "s3cr3t" not in message
     result = run_healthmon("check-config", str(path))

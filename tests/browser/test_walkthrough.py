@@ -274,7 +274,7 @@ def test_the_walkthrough_as_written(
         expect(config_banner).to_be_visible(timeout=RELOAD)
         expect(config_banner).to_contain_text("config.toml not applied")
         expect(config_banner).to_contain_text(
-            "services[4].interval_ms: Input should be greater than 0"
+            'services[4] "payments".interval_ms: Input should be greater than 0'
         )
         expect(page.locator(".card")).to_have_count(4)
         shot(page, "step-7-invalid")
