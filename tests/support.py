@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer, unused_port
 
 from healthmon.app import create_app
-from healthmon.config import Settings
+from healthmon.config import ServiceSettings, Settings
 
 NAMES = ("auth", "billing", "notifications", "analytics")
 ENDPOINTS = {
@@ -27,6 +27,13 @@ ENDPOINTS = {
     "notifications": "/notifications",
     "analytics": "/analytics",
 }
+
+
+def data_url(service: ServiceSettings) -> str:
+    """The data URL of a service the test gave a data endpoint."""
+    url = service.data_url
+    assert url is not None, f"{service.name} has no data endpoint"
+    return url
 
 
 def free_ports(count: int) -> list[int]:

@@ -43,7 +43,7 @@ from tests.support import free_ports
 # Path characters: plain, router-special and unicode; then those a client would change.
 LEGAL_CHARS = "abzAZ09-._~!$&'()*+,;=:@{}[]|^`\"<>é中€"
 ODD_CHARS = " \t\x7f\\#"
-LEGAL_ESCAPES = ["%20", "%2F", "%7B", "%E2%82%AC", "%2e%2e"]
+LEGAL_ESCAPES = ["%20", "%2F", "%7B", "%E2%82%AC", "%2e%2e%2e"]
 ODD_ESCAPES = ["%zz", "%"]
 
 
@@ -274,7 +274,8 @@ async def serves(session: aiohttp.ClientSession, settings: Settings) -> None:
     for service in settings.services:
         if not service.mock:
             continue
-        for url in (service.health_url, service.data_url):
+        urls = [service.health_url, service.data_url]
+        for url in filter(None, urls):
             async with session.get(URL(url)) as response:
                 assert response.status == 200, (url, await response.text())
         result = await check_once(session, CheckSpec.resolve(service, settings.monitor))

@@ -355,7 +355,9 @@ class ServiceSettings(_Section):
     # grpc: the service name asked of grpc.health.v1.Health ("": the whole server).
     grpc_service: str = Field(default="", max_length=200)
     health_path: UrlPath = "/health"
-    data_endpoint: UrlPath = "/"
+    # Where the service's data is (a mock serves it there): a page gets data
+    # controls only for a service that has one.
+    data_endpoint: UrlPath | None = None
     mock: bool = False
     # Unset knobs take [monitor]'s value.
     interval_ms: Millis | None = None
@@ -402,8 +404,12 @@ class ServiceSettings(_Section):
         return self.url + self.health_path if self.kind == "http" else self.url
 
     @property
-    def data_url(self) -> str:
-        return self.url + self.data_endpoint if self.kind == "http" else self.url
+    def data_url(self) -> str | None:
+        """The data endpoint's URL (None: an http service without one); for tcp and
+        grpc, their address."""
+        if self.kind != "http":
+            return self.url
+        return None if self.data_endpoint is None else self.url + self.data_endpoint
 
     @property
     def host(self) -> str:

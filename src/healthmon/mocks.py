@@ -129,11 +129,11 @@ class MockService:
         # Every path to one handler that compares it with the configured ones:
         # a configured path is never read as a router pattern ("{", ":", regex
         # characters), and a query belongs to the request, not to the route.
-        routes = {
-            served_path(self.service.data_url): self._data,
-            # The health answer wins where both are the same path.
-            served_path(self.service.health_url): self._health,
-        }
+        routes: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
+        if self.service.data_url is not None:
+            routes[served_path(self.service.data_url)] = self._data
+        # The health answer wins where both are the same path.
+        routes[served_path(self.service.health_url)] = self._health
 
         async def route(request: web.Request) -> web.StreamResponse:
             handler = routes.get(request.path)

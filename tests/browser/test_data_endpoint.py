@@ -71,11 +71,6 @@ def test_a_tcp_service_gets_no_data_controls(new_tab: Callable[..., Tab], system
     tab.shot("data-none-tcp")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the server sends data_endpoint '/' for a service that sets none: the page needs "
-    "data_url null (or has_data false) in GET /api/services and the snapshot",
-)
 def test_an_http_service_without_a_data_endpoint_gets_none(
     new_tab: Callable[..., Tab], system: Server
 ) -> None:
