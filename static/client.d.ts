@@ -132,7 +132,7 @@ export interface ServicesEvent {
 }
 
 export interface MessageEvent {
-  /** The server's message as sent (initialSnapshot, statusUpdate, heartbeat, welcome, configError, restartNeeded). */
+  /** The server's message as sent (initialSnapshot, statusUpdate, heartbeat, welcome, configError, restartNeeded, historyState). */
   message: { type: string; [key: string]: unknown };
   via: "websocket" | "sse";
   at: number;

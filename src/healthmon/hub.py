@@ -48,7 +48,9 @@ HEARTBEAT_SLICE = 256
 # Numbered messages kept for clients that resume.
 JOURNAL_SIZE = 1024
 # The messages that change what a client holds: numbered, kept, replayed.
-NUMBERED = frozenset({"initialSnapshot", "statusUpdate", "configError", "restartNeeded"})
+NUMBERED = frozenset(
+    {"initialSnapshot", "statusUpdate", "configError", "restartNeeded", "historyState"}
+)
 # ``<stream>:<seq>`` as the hub writes them: lower-case hex, a decimal of at most 18 digits.
 _SINCE = re.compile(r"([0-9a-f]{1,32}):(0|[1-9][0-9]{0,17})", re.ASCII)
 
