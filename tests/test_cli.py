@@ -398,3 +398,24 @@ async def test_a_mock_with_router_special_paths_starts_and_is_up(tmp_path: Path)
                 assert (await ws.receive_json(timeout=10))["type"] == "welcome"
                 snapshot = await ws.receive_json(timeout=10)
             assert snapshot["services"]["odd"]["status"] == "up"
+
+
+def test_a_reader_that_stops_early_ends_it_quietly() -> None:
+    """``healthmon check-config | head -0``: the reader is gone before the first line, so the
+    command ends with the shell's SIGPIPE status and says nothing, never a traceback.
+    """
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, whenever it comes
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "healthmon", "check-config", str(ROOT / "config.toml")],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""

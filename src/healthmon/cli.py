@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import urllib.error
@@ -526,6 +527,19 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A reader that stops early (``healthmon check-config | head``) ends
+    it quietly, with the status a shell gives a command killed by SIGPIPE, not a traceback.
+    """
+    try:
+        return _dispatch(argv)
+    except BrokenPipeError:
+        # Python's own advice: point stdout at devnull so the flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + int(signal.SIGPIPE)
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "init":
         return init(args.path, args.force, args.port, args.mock_ports)
