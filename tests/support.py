@@ -197,16 +197,18 @@ def run_healthmon(*args: str, code: str | None = None) -> subprocess.CompletedPr
     )
 
 
-@contextlib.asynccontextmanager
-async def run_in_folder(
-    folder: Path, *args: str, services: list[dict[str, Any]]
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, asyncio.StreamReader, int]]:
-    """``healthmon run ARGS`` in ``folder`` (no config.toml there), services from the environment.
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without any HEALTHMON_* variable, plus ``extra``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("HEALTHMON_")}, **extra}
 
-    Yields the process, its stderr (the log) and its web port; terminates it after.
+
+@contextlib.asynccontextmanager
+async def healthmon_in(
+    folder: Path, *args: str, env: dict[str, str]
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, asyncio.StreamReader]]:
+    """``healthmon run ARGS`` in ``folder`` with exactly ``env``; yields the process and its
+    stderr (the log) and terminates it after.
     """
-    port = unused_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHMON_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -216,17 +218,26 @@ async def run_in_folder(
         stderr=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
         cwd=folder,
-        # The demo's own ports may be busy here: the environment moves them.
-        env={
-            **env,
-            "PYTHONUNBUFFERED": "1",
-            "HEALTHMON_WEB__PORT": str(port),
-            "HEALTHMON_SERVICES": json.dumps(services),
-        },
+        env={"PYTHONUNBUFFERED": "1", **env},
     )
     assert process.stderr is not None
     try:
-        yield process, process.stderr, port
+        yield process, process.stderr
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 30)
+
+
+@contextlib.asynccontextmanager
+async def run_in_folder(
+    folder: Path, *args: str, services: list[dict[str, Any]]
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, asyncio.StreamReader, int]]:
+    """``healthmon run ARGS`` in ``folder`` (no config.toml there), services from the environment.
+
+    Yields the process, its stderr (the log) and its web port; terminates it after.
+    """
+    port = unused_port()
+    # The demo's own ports may be busy here: the environment moves them.
+    env = clean_env(HEALTHMON_WEB__PORT=str(port), HEALTHMON_SERVICES=json.dumps(services))
+    async with healthmon_in(folder, *args, env=env) as (process, log):
+        yield process, log, port

@@ -18,7 +18,15 @@ from yarl import URL
 
 from healthmon.cli import NO_CONFIG
 from healthmon.config import demo_settings, load_settings
-from tests.support import NAMES, System, free_ports, run_healthmon, run_in_folder
+from tests.support import (
+    NAMES,
+    System,
+    clean_env,
+    free_ports,
+    healthmon_in,
+    run_healthmon,
+    run_in_folder,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +36,7 @@ async def healthmon_async(*args: str, cwd: Path | None = None, **env: str) -> tu
 
     With ``cwd`` or ``env``: in that folder, with no HEALTHMON_* variable but ``env``.
     """
-    environment = None if cwd is None and not env else {**_clean_env(), **env}
+    environment = None if cwd is None and not env else clean_env(**env)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -200,7 +208,7 @@ def _in(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
         timeout=60,
         check=False,
         cwd=folder,
-        env={**_clean_env(), **env},
+        env=clean_env(**env),
     )
 
 
@@ -215,10 +223,6 @@ def free_run(count: int) -> int:
         except (OverflowError, OSError):
             continue
         return first
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("HEALTHMON_")}
 
 
 def test_init_writes_a_starter_that_check_config_accepts(tmp_path: Path) -> None:
@@ -298,26 +302,11 @@ async def test_init_port_then_run_then_status_need_no_other_flag(tmp_path: Path)
         "init", "--port", str(web_port), "--mock-ports", str(first), cwd=tmp_path
     )
     assert code == 0, err
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "healthmon",
-        "run",
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        cwd=tmp_path,
-        env={**_clean_env(), "HEALTHMON_HISTORY__PATH": ":memory:"},
-    )
-    assert process.stderr is not None
-    try:
-        while b"healthmon.started" not in (
-            line := await asyncio.wait_for(process.stderr.readline(), 30)
-        ):
+    env = clean_env(HEALTHMON_HISTORY__PATH=":memory:")
+    async with healthmon_in(tmp_path, env=env) as (_, log):
+        while b"healthmon.started" not in (line := await asyncio.wait_for(log.readline(), 30)):
             assert line, "healthmon exited before it started"
         code, out, err = await healthmon_async("status", cwd=tmp_path)
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)
     assert code in (0, 1), err
     assert [line.split()[0] for line in out.splitlines()[1:]] == list(NAMES)
 
