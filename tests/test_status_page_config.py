@@ -12,8 +12,12 @@ SERVICE = '[[services]]\nname = "db"\nurl = "http://127.0.0.1:3001"\ngroup = "Co
 def test_defaults_hide_reasons_and_open_no_second_port() -> None:
     """Without a table the page shows every service, no reasons, on no extra listener."""
     page = parse_settings(SERVICE, "config.toml").status_page
-    assert page.enabled and not page.show_reasons and page.show_latency
-    assert page.port is None and page.services == () and page.groups == ()
+    assert page.enabled
+    assert not page.show_reasons
+    assert page.show_latency
+    assert page.port is None
+    assert page.services == ()
+    assert page.groups == ()
     assert page.badge_max_age_s == 5
 
 
@@ -60,7 +64,8 @@ def test_keys_are_read() -> None:
         ),
         (
             "[status_page]\nbadge_max_age_s = -1\n",
-            "config.toml:6: status_page.badge_max_age_s: Input should be greater than or equal to 0",
+            "config.toml:6: status_page.badge_max_age_s: "
+            "Input should be greater than or equal to 0",
         ),
         (
             'display_name = "two\\nlines"\n',

@@ -419,6 +419,8 @@ def create_public_app(main: web.Application) -> web.Application:
         loader=jinja2.FileSystemLoader(templates_dir()),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    # Its sockets and streams are the shared hub's: closed with whichever listener stops first.
+    app.on_shutdown.append(_close_public)
     app.router.add_get("/client.js", client_file)
     add_public_routes(app)
     add_preflights(app)
