@@ -66,8 +66,38 @@ function render() {
     section.querySelector(".banner-shape").textContent = BANNER_SHAPES[rolled.key];
     section.querySelector("[data-role=banner-text]").textContent = rolled.text;
   }
+  renderOngoing();
   document.title = (rolled.key === "operational" ? "" : "(" + rolled.text + ") ") + title;
   showWorst(worst(statuses));
+}
+
+function utc(ms) {
+  return new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+}
+
+/** "Now": every shown service that is down or degraded, as the server renders it. */
+function renderOngoing() {
+  const list = document.querySelector("[data-list=ongoing]");
+  const items = [];
+  states.forEach((s) => {
+    const status = statusOf(s);
+    if (status !== "down" && status !== "degraded") return;
+    const li = document.createElement("li");
+    li.dataset.status = status;
+    const shape = document.createElement("span");
+    shape.className = "shape";
+    shape.setAttribute("aria-hidden", "true");
+    shape.textContent = SHAPES[status];
+    const name = document.createElement("strong");
+    name.textContent = s.display_name || s.name;
+    const since = typeof s.since === "number" ? " since " + utc(s.since) : "";
+    const reason = boot.show_reasons && s.reason ? " — " + s.reason : "";
+    li.append(shape, " ", name, " " + WORDS[status].toLowerCase() + since + reason);
+    items.push(li);
+  });
+  list.replaceChildren(...items);
+  list.hidden = !items.length;
+  document.querySelector("[data-role=no-ongoing]").hidden = items.length > 0;
 }
 
 const connection = document.querySelector("[data-connection]");
@@ -104,7 +134,10 @@ hm.on("update", () => {
     const st = hm.status(name);
     const svc = hm.service(name);
     if (!st || st.source === null) return;
-    states.set(name, { ...states.get(name), status: st.status, stale: st.stale, reason: st.reason, latency_ms: svc ? svc.latencyMs : null });
+    states.set(name, {
+      ...states.get(name), status: st.status, stale: st.stale, reason: st.reason, since: st.since,
+      latency_ms: svc ? svc.latencyMs : null,
+    });
   });
   render();
 });

@@ -225,30 +225,59 @@ def _uptimes(figures: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
-def _incidents(
-    bars: Mapping[str, Mapping[str, Any]], settings: Settings
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Ongoing incidents, and the latest resolved ones, of the shown services."""
+def _utc(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ongoing_incidents(
+    details: Mapping[str, Mapping[str, Any]], settings: Settings
+) -> list[dict[str, Any]]:
+    """What is down or degraded now, from the live board (the store lags by a flush)."""
     show_reasons = settings.status_page.show_reasons
-    ongoing: list[dict[str, Any]] = []
+    found = []
+    for service in shown_services(settings):
+        detail = details.get(service.name)
+        status = public_status(detail)
+        if detail is None or status not in ("down", "degraded"):
+            continue
+        since = detail.get("since")
+        found.append(
+            {
+                "service": display_name(service),
+                "status": status,
+                "word": WORDS[status],
+                "shape": SHAPES[status],
+                "since_text": _utc(since) if isinstance(since, int) else "",
+                "reason": detail.get("reason") if show_reasons else None,
+            }
+        )
+    return found
+
+
+def resolved_incidents(
+    bars: Mapping[str, Mapping[str, Any]], settings: Settings
+) -> list[dict[str, Any]]:
+    """The latest resolved incidents of the shown services, newest first."""
+    show_reasons = settings.status_page.show_reasons
     resolved: list[dict[str, Any]] = []
     for service in shown_services(settings):
         for item in bars.get(service.name, {}).get("incidents", []):
-            entry = {
-                "service": display_name(service),
-                "status": item["status"],
-                "word": WORDS[item["status"]],
-                "shape": SHAPES[item["status"]],
-                "start": item["start"],
-                "start_text": dt.datetime.fromtimestamp(item["start"] / 1000, tz=dt.UTC).strftime(
-                    "%Y-%m-%d %H:%M UTC"
-                ),
-                "duration": _duration(item["duration_ms"]),
-                "reason": item["reason"] if show_reasons else None,
-            }
-            (ongoing if item["ongoing"] else resolved).append(entry)
+            if item["ongoing"]:
+                continue
+            resolved.append(
+                {
+                    "service": display_name(service),
+                    "status": item["status"],
+                    "word": WORDS[item["status"]],
+                    "shape": SHAPES[item["status"]],
+                    "start": item["start"],
+                    "start_text": _utc(item["start"]),
+                    "duration": _duration(item["duration_ms"]),
+                    "reason": item["reason"] if show_reasons else None,
+                }
+            )
     resolved.sort(key=lambda e: e["start"], reverse=True)
-    return ongoing, resolved[:RESOLVED_SHOWN]
+    return resolved[:RESOLVED_SHOWN]
 
 
 async def status_page(request: web.Request) -> web.Response:
@@ -284,14 +313,13 @@ async def status_page(request: web.Request) -> web.Response:
             )
         sections.append({"name": group, "services": rows})
     rolled = banner([public_status(details.get(n)) for n in names])
-    ongoing, resolved = _incidents(bars, settings)
     context = {
         "title": page.title,
         "description": page.description,
         "banner": rolled,
         "sections": sections,
-        "ongoing": ongoing,
-        "resolved": resolved,
+        "ongoing": ongoing_incidents(details, settings),
+        "resolved": resolved_incidents(bars, settings),
         "history": bool(bars),
         "show_latency": page.show_latency,
         # Maintenance notices come with the alerts work: a list of {title, text, start, end}.
