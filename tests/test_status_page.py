@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
@@ -262,3 +264,28 @@ async def test_status_page_is_complete_html_on_both_listeners() -> None:
             # The page's policy names no service host, whichever listener.
             assert "127.0.0.1:*" not in policy
             assert "frame-ancestors 'self'" in policy
+
+
+async def test_embeds_only_from_configured_origins() -> None:
+    """Another site may read the public channel and frame /status only where configured:
+    a cors_origins page gets CORS and its socket; any other origin gets neither."""
+    listed, other = "http://localhost:5173", "https://evil.example"
+    async with public_system(frame_ancestors=["https://intranet.example"]) as public:
+        session = public.system.session
+        for path in ("/status/live/api/services", "/client.js"):
+            _, headers, _ = await public.get(path, Origin=listed)
+            assert headers["Access-Control-Allow-Origin"] == listed
+            _, headers, _ = await public.get(path, Origin=other)
+            assert "Access-Control-Allow-Origin" not in headers
+        ws = await session.ws_connect(public.base + "/status/live/ws", origin=listed)
+        public.system.sockets.append(ws)
+        assert json.loads((await ws.receive(timeout=5)).data)["type"] == "welcome"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(public.base + "/status/live/ws", origin=other)
+        assert refused.value.status == 403
+        _, headers, _ = await public.get("/status")
+        assert "frame-ancestors https://intranet.example;" in headers["Content-Security-Policy"]
+        # The page's own origin (the public port) may use its socket.
+        ws = await session.ws_connect(public.base + "/status/live/ws", origin=public.base)
+        public.system.sockets.append(ws)
+        assert json.loads((await ws.receive(timeout=5)).data)["type"] == "welcome"

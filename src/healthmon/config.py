@@ -376,7 +376,7 @@ class StatusPageSettings(_Section):
     port: Port | None = None
     # How long a proxy or shields.io may cache a badge.
     badge_max_age_s: Annotated[int, Field(ge=0, le=3600)] = 5
-    # Latency badge colours: up to ok is green, up to warn yellow, then red.
+    # Latency badge colours: up to ok is the "up" blue, up to warn yellow, then red.
     latency_ok_ms: Millis = 300
     latency_warn_ms: Millis = 1000
     # Who may frame the public page (CSP frame-ancestors); empty: [web] frame_ancestors.
