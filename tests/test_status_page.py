@@ -14,6 +14,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,7 +23,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
-from healthmon.config import ServiceSettings, StatusPageSettings
+from healthmon.app import create_app
+from healthmon.config import ServiceSettings, StatusPageSettings, load_settings
 from healthmon.public.site import create_public_app
 from tests.support import Messages, System, free_ports, make_settings, poll, running_system
 
@@ -232,6 +234,13 @@ async def test_reasons_and_urls_never_reach_strangers_unless_configured() -> Non
             assert b"127.0.0.1:" + mock_port not in body  # no service URL
             assert b"notifications" not in body  # not shown
         assert b"/api/mocks" not in received[0]
+        # A service the page does not show has no badge there; the main listener has one.
+        status, _, _ = await public.get("/badge/notifications/status.svg")
+        assert status == 404
+        async with public.system.session.get(
+            public.system.base + "/badge/notifications/status.svg"
+        ) as response:
+            assert response.status == 200
 
 
 async def test_reasons_are_shown_when_configured() -> None:
@@ -289,3 +298,45 @@ async def test_embeds_only_from_configured_origins() -> None:
         ws = await session.ws_connect(public.base + "/status/live/ws", origin=public.base)
         public.system.sockets.append(ws)
         assert json.loads((await ws.receive(timeout=5)).data)["type"] == "welcome"
+
+
+def _config(web: int, public: int, mocks: list[int], shown: list[str]) -> str:
+    services = "".join(
+        f'[[services]]\nname = "{name}"\nurl = "http://127.0.0.1:{port}"\nmock = true\n'
+        for name, port in zip(("auth", "billing"), mocks, strict=True)
+    )
+    return (
+        f"[web]\nport = {web}\n[monitor]\ninterval_ms = 100\nheartbeat_ms = 200\n"
+        f'[history]\npath = ":memory:"\n'
+        f"[status_page]\nport = {public}\nservices = {json.dumps(shown)}\n{services}"
+    )
+
+
+async def test_a_reload_that_hides_a_service_reaches_open_pages(tmp_path: Path) -> None:
+    """Saving the config with a service taken off the page sends open public pages a fresh
+    snapshot without it, and its badge is gone from the public listener."""
+    web_port, public_port, *mocks = free_ports(4)
+    path = tmp_path / "config.toml"
+    path.write_text(_config(web_port, public_port, mocks, ["auth", "billing"]))
+    app = create_app(load_settings(path), config_path=path)
+    main = TestServer(app, host="127.0.0.1", port=web_port)
+    await main.start_server()
+    public = TestServer(create_public_app(app), host="127.0.0.1", port=public_port)
+    await public.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            base = f"http://127.0.0.1:{public_port}"
+            async with session.ws_connect(base + "/status/live/ws") as ws:
+                messages = Messages(ws)
+                first = await messages.until(lambda m: m["type"] == "initialSnapshot")
+                assert set(first["services"]) == {"auth", "billing"}
+                await asyncio.to_thread(
+                    path.write_text, _config(web_port, public_port, mocks, ["auth"])
+                )
+                fresh = await messages.until(lambda m: m["type"] == "initialSnapshot", 10)
+                assert set(fresh["services"]) == {"auth"}
+            async with session.get(base + "/badge/billing/status.svg") as response:
+                assert response.status == 404
+    finally:
+        await public.close()
+        await main.close()

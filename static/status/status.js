@@ -152,5 +152,9 @@ hm.on("connection", (c) => {
     waitTimer = setTimeout(() => { waitTimer = null; if (!pushed(hm.connection())) pollOnce(); }, POLL_AFTER_MS);
   }
 });
+// A reload of healthmon's config showed or hid a service: the server renders the rows.
+hm.on("services", ({ added, removed }) => {
+  if (added.some((n) => !states.has(n)) || removed.some((n) => states.has(n))) location.reload();
+});
 render();
 hm.start();

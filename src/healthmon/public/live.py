@@ -52,6 +52,8 @@ class PublicHub(Hub):
     ) -> None:
         self.settings = settings
         self.public_origins = public_origins
+        # The settings the open pages were last sent: a reload shows within a heartbeat.
+        self._sent_settings = settings()
         super().__init__(
             board,
             web_settings=settings().web,
@@ -95,6 +97,13 @@ class PublicHub(Hub):
         self.broadcast({"type": "statusUpdate", "data": entry, "ts": now_ms()})
 
     def _heartbeat(self) -> dict[str, object]:
+        """A heartbeat; first a fresh snapshot if a reload changed what is shown.
+
+        The reloader tells the dashboard's hub; this one notices at its next beat.
+        """
+        if self.settings() is not self._sent_settings:
+            self._sent_settings = self.settings()
+            self.broadcast(self._snapshot())
         names = self._names()
         page = self.settings().status_page
         latency = self.board.latency if page.show_latency else {}

@@ -280,6 +280,15 @@ def resolved_incidents(
     return resolved[:RESOLVED_SHOWN]
 
 
+def maintenance_notices(app: web.Application) -> list[dict[str, str]]:
+    """Scheduled maintenance to announce: ``{title, text}`` each, shown above the services.
+
+    None yet: the hook the alerts work fills (its maintenance windows); the
+    page's section stays hidden while this is empty.
+    """
+    return []
+
+
 async def status_page(request: web.Request) -> web.Response:
     """``GET /status``: complete without JavaScript; the script only keeps it live."""
     site = request.app[PUBLIC]
@@ -322,8 +331,7 @@ async def status_page(request: web.Request) -> web.Response:
         "resolved": resolved_incidents(bars, settings),
         "history": bool(bars),
         "show_latency": page.show_latency,
-        # Maintenance notices come with the alerts work: a list of {title, text, start, end}.
-        "maintenance": [],
+        "maintenance": maintenance_notices(request.app),
         "bootstrap_json": json.dumps(public_document(settings, site.main[BOARD])),
         "live": LIVE,
         "static_version": site.main[STATIC_VERSION],
