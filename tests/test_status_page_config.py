@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from healthmon.app import ROLES, create_app, public_address
 from healthmon.config import ConfigError, parse_settings
 
 SERVICE = '[[services]]\nname = "db"\nurl = "http://127.0.0.1:3001"\ngroup = "Core"\n'
@@ -78,3 +79,16 @@ def test_mistakes_name_the_field_in_one_line(extra: str, message: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_settings(SERVICE + extra, "config.toml")
     assert str(error.value) == message
+
+
+def test_disabled_page_has_no_routes_and_no_listener() -> None:
+    """enabled = false: no /status or badges on the main listener, and no public listener."""
+    text = SERVICE + "[status_page]\nenabled = false\nport = 4100\n"
+    settings = parse_settings(text, "config.toml")
+    paths = {r.canonical for r in create_app(settings).router.resources()}
+    assert "/status" not in paths
+    assert not any(p.startswith("/badge") for p in paths)
+    assert public_address(settings, ROLES) is None
+    enabled = parse_settings(SERVICE + "[status_page]\nport = 4100\n", "config.toml")
+    assert public_address(enabled, ROLES) == ("127.0.0.1", 4100)
+    assert public_address(enabled, {"monitor"}) is None

@@ -420,6 +420,9 @@ def _log_started(settings: Settings, roles: frozenset[str]) -> None:
         urls["mocks"] = {s.name: s.data_url for s in settings.services if s.mock}
     if MONITOR_ROLE in roles and "ws" not in roles:
         urls["monitor"] = f"http://{shown}:{settings.monitor.port}/api/statuses"
+    if (public := public_address(settings, roles)) is not None:
+        public_host = "localhost" if public[0] in ("127.0.0.1", "0.0.0.0", "::") else public[0]
+        urls["status_page"] = f"http://{public_host}:{public[1]}/status"
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     log.info(
         "healthmon.started",

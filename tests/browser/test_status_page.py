@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 
 from healthmon.store.base import DAY_MS
 from tests.browser.conftest import REPO, SERVICES, Server, Tab, launch
+from tests.browser.test_cross_origin import OtherApp
 from tests.browser.test_stored_history import Seeded, seed_history
 
 pytestmark = pytest.mark.browser
@@ -28,6 +29,8 @@ class Site:
     server: Server
     seeded: Seeded
     port: int
+    # Another site on its own loopback origin, listed in [web] cors_origins.
+    shop: OtherApp
 
     @property
     def status(self) -> str:
@@ -42,14 +45,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     store_file.parent.mkdir()
     seeded = seed_history(store_file, SERVICES, int(time.time() * 1000))
     port = unused_port()
+    shop = OtherApp("")
+    shop.start()
     page = (
         "\n[status_page]\n"
         'title = "Acme status"\n'
         'description = "Live state of the Acme shop"\n'
         f"port = {port}\n"
     )
-    with launch(folder, page) as running:
-        yield Site(running, seeded, port)
+    try:
+        with launch(folder, page, web_toml=f'cors_origins = ["{shop.origin}"]') as running:
+            yield Site(running, seeded, port, shop)
+    finally:
+        shop.stop()
 
 
 @pytest.fixture
@@ -166,3 +174,71 @@ def test_fits_a_phone_and_screenshots(public: Site, new_tab: Callable[..., Tab])
     assert wide == []
     phone.screenshot(path=str(DOCS / "status-phone.png"), full_page=True)
     public.server.set_mode("billing", "up")
+
+
+EMBED = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Shop</title>
+<script type="module" src="{base}/client.js" data-hm-connect="{base}/status/live/"></script>
+</head><body>
+<p>Payments: <span data-hm-status="billing">unknown</span></p>
+<p><span data-hm-connection></span></p>
+</body></html>"""
+
+
+def test_another_site_embeds_a_live_state(public: Site, new_tab: Callable[..., Tab]) -> None:
+    """A page on a cors_origins origin shows billing's state live from the public listener,
+    with data-hm-status, through the client module it loads from there."""
+    public.shop.page = EMBED.format(base=f"http://127.0.0.1:{public.port}")
+    page = new_tab().page
+    page.goto(public.shop.origin + "/")
+    state = page.locator('[data-hm-status="billing"]')
+    expect(state).to_have_attribute("data-status", "up", timeout=5000)
+    expect(page.locator("[data-hm-connection]")).to_have_text("Live (WebSocket)")
+    public.server.set_mode("billing", "down")
+    expect(state).to_have_attribute("data-status", "down", timeout=1000)
+    public.server.set_mode("billing", "up")
+    expect(state).to_have_attribute("data-status", "up", timeout=1000)
+
+
+# A browser where neither push channel connects (a proxy that breaks both).
+NO_PUSH = """
+window.WebSocket = class {
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    setTimeout(() => {
+      this.readyState = 3;
+      if (this.onerror) this.onerror({});
+      if (this.onclose) this.onclose({ code: 1006, reason: "", wasClean: false });
+    }, 0);
+  }
+  send() {}
+  close() {}
+};
+window.EventSource = class {
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    setTimeout(() => { this.readyState = 2; if (this.onerror) this.onerror({}); }, 0);
+  }
+  addEventListener() {}
+  close() {}
+};
+"""
+
+
+def test_without_push_channels_the_page_polls(public: Site, new_tab: Callable[..., Tab]) -> None:
+    """With WebSocket and Server-Sent Events both broken, the page polls the public JSON and
+    still shows a mock switched down within a few seconds."""
+    tab = new_tab()
+    tab.page.add_init_script(NO_PUSH)
+    page = tab.page
+    page.goto(public.status)
+    connection = page.locator("[data-connection]")
+    expect(connection).to_have_attribute("data-connection", "polling", timeout=6000)
+    expect(connection).to_contain_text("Polling · updated")
+    public.server.set_mode("billing", "down")
+    billing = page.locator('li.service[data-service="billing"]')
+    expect(billing).to_have_attribute("data-status", "down", timeout=4000)
+    public.server.set_mode("billing", "up")
+    expect(billing).to_have_attribute("data-status", "up", timeout=4000)
