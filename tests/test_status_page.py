@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 
 from healthmon.app import create_app
 from healthmon.config import ServiceSettings, StatusPageSettings, load_settings
+from healthmon.public.shared import PUBLIC
 from healthmon.public.site import create_public_app
 from tests.support import Messages, System, free_ports, make_settings, poll, running_system
 
@@ -143,6 +144,14 @@ async def test_etag_cache_control_and_304() -> None:
         assert (status, body) == (304, b"")
         status, _, _ = await public.get("/badge/auth/status.svg", **{"If-None-Match": '"other"'})
         assert status == 200
+        # Drawn once per state version, not per request: 30 more cost at most a redraw
+        # or two (a summaries refresh, or a service's state, may move on meanwhile).
+        cache = public.system.app[PUBLIC].badges
+        before = cache.renders
+        for _ in range(30):
+            status, _, _ = await public.get("/badge/auth/status.svg")
+            assert status == 200
+        assert cache.renders - before <= 2
 
 
 async def test_a_badge_follows_a_change_and_unknown_names_are_grey_404() -> None:
