@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 from healthmon.store.base import DAY_MS
 from tests.browser.conftest import REPO, SERVICES, Server, Tab, launch
 from tests.browser.test_cross_origin import OtherApp
-from tests.browser.test_stored_history import Seeded, seed_history
+from tests.browser.test_stored_history import NO_WEBSOCKET, Seeded, seed_history
 
 pytestmark = pytest.mark.browser
 
@@ -201,20 +201,9 @@ def test_another_site_embeds_a_live_state(public: Site, new_tab: Callable[..., T
 
 
 # A browser where neither push channel connects (a proxy that breaks both).
-NO_PUSH = """
-window.WebSocket = class {
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    setTimeout(() => {
-      this.readyState = 3;
-      if (this.onerror) this.onerror({});
-      if (this.onclose) this.onclose({ code: 1006, reason: "", wasClean: false });
-    }, 0);
-  }
-  send() {}
-  close() {}
-};
+NO_PUSH = (
+    NO_WEBSOCKET
+    + """
 window.EventSource = class {
   constructor(url) {
     this.url = url;
@@ -225,6 +214,7 @@ window.EventSource = class {
   close() {}
 };
 """
+)
 
 
 def test_without_push_channels_the_page_polls(public: Site, new_tab: Callable[..., Tab]) -> None:
