@@ -48,8 +48,7 @@ CACHE_SIZE = 2048
 
 # Verdana 11 px advance widths (as shields measures), by character class; a
 # character not listed counts as a wide one, so a label never overflows.
-_WIDTHS: dict[str, float] = {}
-for _chars, _width in (
+WIDTH_CLASSES = (
     (" ", 3.9),
     ("ijlI.,:;'|!", 3.1),
     ('frt()[]{}/\\-`"', 4.7),
@@ -58,14 +57,14 @@ for _chars, _width in (
     ("ABCEFKLPRSTXYZ&%", 7.5),
     ("DGHNOQUV", 8.4),
     ("mwMW@", 10.5),
-):
-    for _char in _chars:
-        _WIDTHS.setdefault(_char, _width)
+)
+# The first class naming a character wins.
+WIDTHS = {c: w for chars, w in reversed(WIDTH_CLASSES) for c in chars}
 WIDE = 11.0
 
 
 def text_width(text: str) -> float:
-    return sum(_WIDTHS.get(c, WIDE) for c in text)
+    return sum(WIDTHS.get(c, WIDE) for c in text)
 
 
 def _xml(text: str) -> str:
