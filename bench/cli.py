@@ -28,6 +28,7 @@ from bench.procfs import raise_open_files_limit
 from bench.report import table, write_json
 from bench.scale import scale_figures
 from bench.server import UP, BenchError, default_spec, running_server, wait_ready, wait_until
+from bench.status_page import badge_figures, live_page_figures
 from bench.watcher import watching
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -133,6 +134,28 @@ class Runner:
                 )
             )
         steps += self._history_steps(session, loop)
+        if "status_badges" in self.scenarios:
+            steps.append(
+                (
+                    "status_badges",
+                    badge_figures(
+                        session,
+                        loop,
+                        plan.status_badge_services,
+                        plan.status_badge_window_s,
+                        self.workdir,
+                    ),
+                )
+            )
+        if "status_live" in self.scenarios:
+            steps.append(
+                (
+                    "status_live",
+                    live_page_figures(
+                        session, loop, plan.status_live_size, plan.status_live_rounds, self.workdir
+                    ),
+                )
+            )
         if "convergence" in self.scenarios:
             steps.append(
                 (

@@ -70,7 +70,7 @@ MEMORY_TARGET_KIB = 11.0
 
 @contextlib.asynccontextmanager
 async def client_processes(
-    port: int, total: int, transport: str = "ws"
+    port: int, total: int, transport: str = "ws", prefix: str = "/"
 ) -> AsyncIterator[list[asyncio.subprocess.Process]]:
     counts = [PER_PROCESS] * (total // PER_PROCESS)
     if total % PER_PROCESS:
@@ -89,6 +89,8 @@ async def client_processes(
                     str(count),
                     "--transport",
                     transport,
+                    "--prefix",
+                    prefix,
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     cwd=REPO,
@@ -140,10 +142,10 @@ async def fanout_figures(
             await wait_until(session, spec, clients=size, timeout_s=CONNECT_TIMEOUT_S)
             await asyncio.sleep(MEMORY_SETTLE_S)
             per_client_kib = (rss_kib(server.pid) - rss_before) / size
-            reports = await _rounds(session, spec, rounds, processes)
+            reports = await switch_rounds(session, spec, rounds, processes)
         async with client_processes(spec.port, size, "sse") as processes:
             await _wait_streams(session, spec, server, size)
-            sse_reports = await _rounds(session, spec, rounds, processes)
+            sse_reports = await switch_rounds(session, spec, rounds, processes)
     return [
         _delivery_figure(loop, size, rounds * 2, reports),
         _delivery_figure(loop, size, rounds * 2, sse_reports, transport="SSE"),
@@ -159,7 +161,7 @@ async def fanout_figures(
     ]
 
 
-async def _rounds(
+async def switch_rounds(
     session: aiohttp.ClientSession,
     spec: ServerSpec,
     rounds: int,
@@ -194,13 +196,11 @@ async def _wait_streams(
     raise BenchError(f"{size} event streams were not open within {CONNECT_TIMEOUT_S:.0f} s")
 
 
-def _delivery_figure(
-    loop: str,
-    size: int,
-    broadcasts: int,
-    reports: list[list[list[Any]]],
-    transport: str = "",
-) -> Figure:
+def worst_per_broadcast(
+    size: int, broadcasts: int, reports: list[list[list[Any]]]
+) -> tuple[list[float], list[float], int]:
+    """Per broadcast of the switched service: the worst and the first receive time over
+    all clients, and how many deliveries never arrived."""
     received: dict[tuple[object, ...], int] = {}
     first: dict[tuple[object, ...], float] = {}
     worst: dict[tuple[object, ...], float] = {}
@@ -213,7 +213,18 @@ def _delivery_figure(
             first[key] = min(first.get(key, math.inf), float(one_first))
             worst[key] = max(worst.get(key, 0.0), float(one_worst))
     lost = sum(size - n for n in received.values()) + (broadcasts - len(received)) * size
-    summary = summarize(list(worst.values()))
+    return list(worst.values()), list(first.values()), lost
+
+
+def _delivery_figure(
+    loop: str,
+    size: int,
+    broadcasts: int,
+    reports: list[list[list[Any]]],
+    transport: str = "",
+) -> Figure:
+    worst, first, lost = worst_per_broadcast(size, broadcasts, reports)
+    summary = summarize(worst)
     # The targets are the socket's; the second transport is measured beside it.
     target = None if transport else TARGETS.get(size)
     met = None
@@ -232,6 +243,6 @@ def _delivery_figure(
             "broadcasts": broadcasts,
             "lost": lost,
             # When the first client heard it: what the server took before writing.
-            "first_client_ms": summarize(list(first.values())).as_dict(),
+            "first_client_ms": summarize(first).as_dict(),
         },
     )

@@ -16,6 +16,7 @@ prints ``{"ready": n}`` once connected, answers ``report`` with its counts,
 and exits on end of input or after ``--max-seconds``.
 
     python -m bench.fanout_client --port 4000 --count 2500 [--transport sse]
+    python -m bench.fanout_client --port 4100 --count 2500 --prefix /status/live/
 """
 
 from __future__ import annotations
@@ -39,22 +40,22 @@ RECV_SIZE = 65536
 Key = tuple[str, int, bool, int]
 
 
-def handshake(host: str, port: int) -> bytes:
+def handshake(host: str, port: int, prefix: str = "/") -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     return (
-        f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"GET {prefix}ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
 
 
-def events_request(host: str, port: int) -> bytes:
+def events_request(host: str, port: int, prefix: str = "/") -> bytes:
     return (
-        f"GET /events HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
+        f"GET {prefix}events HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
     ).encode()
 
 
 def connect_all(
-    host: str, port: int, count: int, transport: str = "ws"
+    host: str, port: int, count: int, transport: str = "ws", prefix: str = "/"
 ) -> dict[int, tuple[socket.socket, bytes]]:
     """``count`` upgraded sockets (or open streams) by fd, each with the bytes past its headers."""
     opened: dict[int, tuple[socket.socket, bytes]] = {}
@@ -64,7 +65,7 @@ def connect_all(
         batch = []
         for _ in range(min(BATCH, count - start)):
             sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
-            sock.sendall(request(host, port))
+            sock.sendall(request(host, port, prefix))
             batch.append(sock)
         for sock in batch:
             response = b""
@@ -224,9 +225,11 @@ def main() -> int:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--transport", choices=("ws", "sse"), default="ws")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    # Where the channel is: "/" (the dashboard's /ws, /events) or "/status/live/" (public).
+    parser.add_argument("--prefix", default="/")
     args = parser.parse_args()
     raise_open_files_limit()
-    opened = connect_all(args.host, args.port, args.count, args.transport)
+    opened = connect_all(args.host, args.port, args.count, args.transport, args.prefix)
     _say({"ready": len(opened)})
     receiver = Receiver(opened) if args.transport == "ws" else EventReceiver(opened)
     try:

@@ -15,6 +15,8 @@ SCENARIOS = (
     "history_size",
     "history_query",
     "history_scale",
+    "status_badges",
+    "status_live",
 )
 
 
@@ -58,6 +60,12 @@ class Plan:
     history_scale_services: int
     history_scale_pairs: int
     history_scale_year: bool
+    # The public status page (bench.status_page): badges served while this
+    # many services are checked, for a window of this long; live pages.
+    status_badge_services: int
+    status_badge_window_s: float
+    status_live_size: int
+    status_live_rounds: int
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -90,6 +98,10 @@ QUICK = Plan(
     history_scale_services=1000,
     history_scale_pairs=1,
     history_scale_year=False,
+    status_badge_services=100,
+    status_badge_window_s=5,
+    status_live_size=2000,
+    status_live_rounds=6,
 )
 
 FULL = Plan(
@@ -119,4 +131,8 @@ FULL = Plan(
     history_scale_services=3000,
     history_scale_pairs=3,
     history_scale_year=True,
+    status_badge_services=500,
+    status_badge_window_s=15,
+    status_live_size=2000,
+    status_live_rounds=30,
 )

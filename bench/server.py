@@ -59,6 +59,8 @@ class ServerSpec:
     # each start so no run inherits another's history.
     history: bool = True
     history_path: Path | None = None
+    # [status_page] port: the public listener (None: none).
+    public_port: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -86,6 +88,8 @@ class ServerSpec:
             "[history]",
             history,
         ]
+        if self.public_port is not None:
+            lines += ["[status_page]", f"port = {self.public_port}"]
         for s in self.services:
             lines += [
                 "[[services]]",

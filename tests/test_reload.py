@@ -26,6 +26,7 @@ from healthmon.config import (
     MonitorSettings,
     ServiceSettings,
     Settings,
+    StatusPageSettings,
     WebSettings,
     load_settings,
 )
@@ -406,6 +407,7 @@ def test_every_key_is_live_or_needs_a_restart() -> None:
         "monitor": MonitorSettings,
         "broker": BrokerSettings,
         "history": HistorySettings,
+        "status_page": StatusPageSettings,
         "services": ServiceSettings,
     }
     assert set(sections) == set(Settings.model_fields)

@@ -43,6 +43,7 @@ from healthmon.metrics import Metrics
 from healthmon.mocks import mock_for
 from healthmon.models import now_ms
 from healthmon.page import setup_page
+from healthmon.public.site import create_public_app, setup_public
 from healthmon.recorder import Recorder
 from healthmon.reload import RELOADER, reloader_context
 from healthmon.reports import Summaries
@@ -266,6 +267,9 @@ def create_app(
         app.cleanup_ctx.append(_history)
     if MONITOR_ROLE in roles:
         app.cleanup_ctx.append(_monitor)
+    if "ws" in roles and settings.status_page.enabled:
+        # After history: the public site counts the summaries' refreshes.
+        setup_public(app)
     if config_path is not None:
         app.cleanup_ctx.append(reloader_context)
     app.on_startup.append(_watch_metrics)
@@ -295,6 +299,14 @@ def listen_addresses(settings: Settings, roles: Iterable[str]) -> list[tuple[str
     if MONITOR_ROLE in roles and "ws" not in roles:
         addresses.append((settings.web.host, settings.monitor.port))
     return addresses
+
+
+def public_address(settings: Settings, roles: Iterable[str]) -> tuple[str, int] | None:
+    """The public status page's own listener, when ``[status_page] port`` names one."""
+    page = settings.status_page
+    if "ws" not in frozenset(roles) or not page.enabled or page.port is None:
+        return None
+    return (page.host or settings.web.host, page.port)
 
 
 async def _listen(host: str, port: int) -> list[socket.socket]:
@@ -342,14 +354,23 @@ async def serve(
     # The listening sockets first; then every part (mocks, broker, monitor...);
     # then serving on the sockets, which have queued any early connection.
     sockets: list[socket.socket] = []
+    public_sockets: list[socket.socket] = []
     try:
         for host, port in listen_addresses(settings, roles):
             sockets += await _listen(host, port)
+        if (public := public_address(settings, roles)) is not None:
+            public_sockets += await _listen(*public)
     except StartupError:
-        for sock in sockets:
+        for sock in sockets + public_sockets:
             sock.close()
         raise
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    # Only /status, the badges and the filtered live channel: nothing else is routed there.
+    public_runner = (
+        web.AppRunner(create_public_app(app), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        if public_sockets
+        else None
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -358,6 +379,10 @@ async def serve(
         await runner.setup()
         for sock in sockets:
             await web.SockSite(runner, sock).start()
+        if public_runner is not None:
+            await public_runner.setup()
+            for sock in public_sockets:
+                await web.SockSite(public_runner, sock).start()
         loop.add_signal_handler(signal.SIGHUP, app[RELOADER].request)
         # Everything allocated so far lives as long as the process: keep it
         # out of the collector's way, so its pauses stay short under load.
@@ -369,9 +394,12 @@ async def serve(
     finally:
         # 1. stop accepting; 2. close WebSockets with 1001 (on_shutdown);
         # 3. give requests in flight SHUTDOWN_TIMEOUT_S; 4. stop the monitor,
-        # hub, board, mocks and broker, in reverse order of start.
+        # hub, board, mocks and broker, in reverse order of start. The public
+        # listener first: it only reads what the main application owns.
+        if public_runner is not None:
+            await public_runner.cleanup()
         await runner.cleanup()
-        for sock in sockets:
+        for sock in sockets + public_sockets:
             sock.close()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
@@ -392,6 +420,9 @@ def _log_started(settings: Settings, roles: frozenset[str]) -> None:
         urls["mocks"] = {s.name: s.data_url for s in settings.services if s.mock}
     if MONITOR_ROLE in roles and "ws" not in roles:
         urls["monitor"] = f"http://{shown}:{settings.monitor.port}/api/statuses"
+    if (public := public_address(settings, roles)) is not None:
+        public_host = "localhost" if public[0] in ("127.0.0.1", "0.0.0.0", "::") else public[0]
+        urls["status_page"] = f"http://{public_host}:{public[1]}/status"
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     log.info(
         "healthmon.started",

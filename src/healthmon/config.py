@@ -172,6 +172,12 @@ def _service_name(value: str) -> str:
     return value
 
 
+def _one_line(value: str) -> str:
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("must be one line (no line break or NUL)")
+    return value
+
+
 def _allowed_host(value: str) -> str:
     """A Host-header name as a browser sends it: lower case, IPv6 in brackets, no port."""
     host = value.strip().lower()
@@ -255,6 +261,8 @@ ServiceName = Annotated[
 AllowedHost = Annotated[str, AfterValidator(_allowed_host)]
 CspSource = Annotated[str, AfterValidator(_csp_source)]
 Millis = Annotated[int, Field(gt=0, le=3_600_000)]
+# Free text shown on the public page and badges (escaped there): one line.
+Label = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_one_line)]
 
 _DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -347,6 +355,40 @@ class HistorySettings(_Section):
         return self
 
 
+class StatusPageSettings(_Section):
+    """The public status page and badges (``[status_page]``): what strangers may see.
+
+    Reasons stay hidden by default: a reason such as "connect to
+    10.0.3.7:5432 refused" names an internal host.
+    """
+
+    enabled: bool = True
+    title: Label = "Service status"
+    description: str = Field(default="", max_length=1000)
+    # Which services and groups are shown (empty: all).
+    services: tuple[ServiceName, ...] = ()
+    groups: tuple[Label, ...] = ()
+    show_reasons: bool = False
+    show_latency: bool = True
+    # A second listener serving only the public parts (none by default);
+    # its host defaults to [web] host.
+    host: str | None = None
+    port: Port | None = None
+    # How long a proxy or shields.io may cache a badge.
+    badge_max_age_s: Annotated[int, Field(ge=0, le=3600)] = 5
+    # Latency badge colours: up to ok is the "up" blue, up to warn yellow, then red.
+    latency_ok_ms: Millis = 300
+    latency_warn_ms: Millis = 1000
+    # Who may frame the public page (CSP frame-ancestors); empty: [web] frame_ancestors.
+    frame_ancestors: tuple[CspSource, ...] = ()
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> StatusPageSettings:
+        if self.latency_warn_ms <= self.latency_ok_ms:
+            raise ValueError("latency_warn_ms: must be more than latency_ok_ms")
+        return self
+
+
 class ServiceSettings(_Section):
     name: ServiceName
     url: ServiceUrl
@@ -371,6 +413,9 @@ class ServiceSettings(_Section):
     success_threshold: Threshold | None = None
     # Services this one needs: while one of them is down, this one is blocked.
     depends_on: tuple[ServiceName, ...] = ()
+    # How the public status page groups and names it (the name otherwise).
+    group: Label | None = None
+    display_name: Label | None = None
 
     @model_validator(mode="after")
     def _kind_fits(self) -> ServiceSettings:
@@ -535,6 +580,7 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = MonitorSettings()
     broker: BrokerSettings = BrokerSettings()
     history: HistorySettings = HistorySettings()
+    status_page: StatusPageSettings = StatusPageSettings()
     services: tuple[ServiceSettings, ...] = ()
 
     @classmethod
@@ -578,6 +624,21 @@ class Settings(BaseSettings):
         if (cycle := dependency_cycle(self.services)) is not None:
             path = " → ".join(cycle)
             raise ValueError(f"services[{index[cycle[0]]}].depends_on: cycle {path}")
+        return self
+
+    @model_validator(mode="after")
+    def _shown_services_exist(self) -> Settings:
+        page = self.status_page
+        names = {s.name for s in self.services}
+        groups = {s.group for s in self.services}
+        for name in page.services:
+            if name not in names:
+                raise ValueError(f"status_page.services: unknown service {name!r}")
+        for group in page.groups:
+            if group not in groups:
+                raise ValueError(f"status_page.groups: no service is in group {group!r}")
+        if page.port is not None and page.port == self.web.port:
+            raise ValueError(f"status_page.port: {page.port} is the web port")
         return self
 
     def service(self, name: str) -> ServiceSettings | None:

@@ -187,7 +187,7 @@ class Hub:
         if not self.enabled:
             raise web.HTTPServiceUnavailable(text="WebSocket channel is switched off")
         origin = request.headers.get("Origin")
-        if origin is not None and not origin_allowed(origin, request.host, self.web):
+        if origin is not None and not self.origin_allowed(origin, self.web):
             log.warning("ws.origin_refused", origin=origin)
             raise web.HTTPForbidden(text=f"origin {origin} is not allowed")
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_FRAME, compress=False)
@@ -215,6 +215,10 @@ class Hub:
             self.clients.discard(transport)
             self.sockets.discard(ws)
         return ws
+
+    def origin_allowed(self, origin: str, web: WebSettings) -> bool:
+        """Which pages may read this hub's socket and stream (another hub may allow more)."""
+        return origin_allowed(origin, None, web)
 
     def _unknown_names(self) -> list[str]:
         return [n for n in self.board.names if n not in self.board.booleans()]

@@ -49,6 +49,7 @@ from healthmon.config import (
     MonitorSettings,
     ServiceSettings,
     Settings,
+    StatusPageSettings,
     WebSettings,
     load_settings,
 )
@@ -74,6 +75,8 @@ RESTART_KEYS: Mapping[str, frozenset[str]] = {
     "monitor": frozenset({"port", "urls"}),
     # Where history is kept and for how long: the store is opened once.
     "history": frozenset(HistorySettings.model_fields),
+    # The public listener is bound once; its routes are added at start.
+    "status_page": frozenset({"enabled", "host", "port"}),
 }
 # Keys applied live, by section (the test keeps the two lists complete).
 LIVE_KEYS: Mapping[str, frozenset[str]] = {
@@ -81,6 +84,8 @@ LIVE_KEYS: Mapping[str, frozenset[str]] = {
     "web": frozenset(WebSettings.model_fields) - RESTART_KEYS["web"],
     "broker": frozenset(),
     "history": frozenset(),
+    # Read by every public request and every badge.
+    "status_page": frozenset(StatusPageSettings.model_fields) - RESTART_KEYS["status_page"],
     # Check knobs restart the loops they change; heartbeat_ms is read every beat.
     "monitor": frozenset(MonitorSettings.model_fields) - RESTART_KEYS["monitor"],
     # Every service key: the service's loop, mock and card follow it.
@@ -105,7 +110,7 @@ def live_keys(old: Settings, new: Settings) -> list[str]:
     """The section keys (not services) ``new`` changes that apply now."""
     return [
         f"{section}.{key}"
-        for section in ("web", "broker", "monitor")
+        for section in ("web", "broker", "monitor", "status_page")
         for key in _changed(getattr(old, section), getattr(new, section), LIVE_KEYS[section])
     ]
 

@@ -36,6 +36,8 @@ WINDOWS: dict[str, int] = {
 GRAINS: dict[str, Grain] = {"1h": "minute", "24h": "hour", "7d": "hour", "30d": "day", "90d": "day"}
 #: The windows every service's summary carries (snapshot, /api/services, cards).
 SUMMARY_WINDOWS = ("24h", "7d", "30d")
+#: Read with them for the public status page and badges only (day buckets: cheap).
+LONG_WINDOWS = ("90d",)
 # How often those summaries are read again, at the most; and the longest a
 # read may take of each period (a slower read waits longer before the next).
 REFRESH_S = 5.0
@@ -93,9 +95,13 @@ def latency(totals: Totals) -> dict[str, float | None]:
         "p50": totals.percentile(0.5),
         "p95": totals.percentile(0.95),
         "p99": totals.percentile(0.99),
-        "mean": round(totals.latency_sum / totals.latency_n, 1) if totals.latency_n else None,
+        "mean": mean_latency(totals),
         "max": round(totals.latency_max, 1) if totals.latency_n else None,
     }
+
+
+def mean_latency(totals: Totals) -> float | None:
+    return round(totals.latency_sum / totals.latency_n, 1) if totals.latency_n else None
 
 
 def covered(start: int, end: int, first_seen: int | None) -> int:
@@ -234,6 +240,8 @@ class Summaries:
         self.archive = archive
         self.names = names
         self.by_service: dict[str, dict[str, dict[str, Any]]] = {}
+        # The same with the 90-day window too (the public status page and badges).
+        self.with_long: dict[str, dict[str, dict[str, Any]]] = {}
         self.refreshed = asyncio.Event()
         self.on_refresh: list[Callable[[], None]] = []
 
@@ -248,7 +256,7 @@ class Summaries:
         end = now_ms()
         first = await store.first_seen()
         found: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in names}
-        for window in SUMMARY_WINDOWS:
+        for window in (*SUMMARY_WINDOWS, *LONG_WINDOWS):
             start = end - WINDOWS[window]
             totals = await store.totals(names, start, end)
             for name in names:
@@ -258,8 +266,13 @@ class Summaries:
                     "known_ms": t.known_ms,
                     "covered_ms": covered(start, end, first.get(name)),
                     "down_ms": t.down_ms,
+                    "latency_ms": mean_latency(t),
                 }
-        self.by_service = found
+        self.with_long = found
+        self.by_service = {
+            name: {w: figures for w, figures in windows.items() if w in SUMMARY_WINDOWS}
+            for name, windows in found.items()
+        }
         self.refreshed.set()
         for listener in self.on_refresh:
             listener()

@@ -36,7 +36,18 @@ log = structlog.get_logger(__name__)
 
 # Read-only routes that a page on a listed origin may read (CORS). /ws is not
 # here: a WebSocket is not subject to CORS, its handler checks the Origin.
-SHARED_PATHS = frozenset({"/client.js", "/client.d.ts", "/events", "/statuses", "/api/services"})
+SHARED_PATHS = frozenset(
+    {
+        "/client.js",
+        "/client.d.ts",
+        "/events",
+        "/statuses",
+        "/api/services",
+        # The public status page's channel, for embeds on listed origins.
+        "/status/live/events",
+        "/status/live/api/services",
+    }
+)
 # What a preflight allows: reads, with the header an event-stream reader resumes with.
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD",
@@ -45,7 +56,7 @@ PREFLIGHT_HEADERS = {
 }
 
 # A Host value that may appear in a CSP source expression as it is.
-_PLAIN_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\](:\d+)?")
+PLAIN_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\](:\d+)?")
 
 
 def service_sources(settings: Settings) -> list[str]:
@@ -70,7 +81,7 @@ def service_sources(settings: Settings) -> list[str]:
 def content_security_policy(settings: Settings, host: str) -> str:
     """No inline script or style; connections to this server and the services only."""
     connect = ["'self'"]
-    if _PLAIN_HOST.fullmatch(host):
+    if PLAIN_HOST.fullmatch(host):
         # 'self' covers ws: in CSP3, not in every browser yet: name the socket too.
         connect += [f"ws://{host}", f"wss://{host}"]
     connect += service_sources(settings)
@@ -99,7 +110,9 @@ def add_headers(response: web.StreamResponse, request: web.Request) -> None:
     """The security headers, and CORS on a shared route; a handler's own values are kept."""
     headers = response.headers
     settings = request.app[CONFIG].settings
-    headers.setdefault("Content-Security-Policy", content_security_policy(settings, request.host))
+    if "Content-Security-Policy" not in headers:
+        # Built only when needed: it walks every service (the badges set their own).
+        headers["Content-Security-Policy"] = content_security_policy(settings, request.host)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
     if request.path.startswith("/static/"):

@@ -32,7 +32,6 @@ from aiohttp import web
 from aiohttp.http import HttpVersion11
 
 from healthmon.hub import HEARTBEAT_SLICE, Encoded, Hub, Since, parse_since, send
-from healthmon.origins import origin_allowed
 from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
@@ -76,7 +75,7 @@ class EventStreams:
         if not self.enabled:
             raise web.HTTPServiceUnavailable(text="event stream is switched off")
         origin = request.headers.get("Origin")
-        if origin is not None and not origin_allowed(origin, request.host, self.hub.web):
+        if origin is not None and not self.hub.origin_allowed(origin, self.hub.web):
             log.warning("sse.origin_refused", origin=origin)
             raise web.HTTPForbidden(text=f"origin {origin} is not allowed")
         since = parse_since(request.headers.get("Last-Event-ID") or request.query.get("since"))

@@ -1,0 +1,134 @@
+"""What the public may see: the shown services, each state as a stranger reads it.
+
+Pure functions of the settings and the board's details, shared by the page,
+the badges and the public live channel, so the three can never disagree on
+what is hidden. A stale state is never passed off as its last status: it
+reads "stale", and counts as unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from healthmon.config import ServiceSettings, Settings
+
+# Fields of a board detail the public may read; everything else (URLs,
+# failing checks, monitors, sparklines) is left out.
+PUBLIC_FIELDS = ("status", "up", "since", "checked_at", "stale", "age_ms", "stale_after_ms")
+SHAPES = {"up": "✓", "degraded": "▲", "down": "✕", "unknown": "?"}
+WORDS = {"up": "Operational", "degraded": "Degraded", "down": "Down", "unknown": "Unknown"}
+
+
+def shown_services(settings: Settings) -> list[ServiceSettings]:
+    """The services the status page shows, in config order."""
+    page = settings.status_page
+    return [
+        s
+        for s in settings.services
+        if (not page.services or s.name in page.services)
+        and (not page.groups or s.group in page.groups)
+    ]
+
+
+def display_name(service: ServiceSettings) -> str:
+    return service.display_name or service.name
+
+
+def public_status(detail: Mapping[str, Any] | None) -> str:
+    """up, degraded, down or unknown; a stale or missing state is unknown."""
+    if detail is None or detail.get("stale"):
+        return "unknown"
+    status = str(detail.get("status", "unknown"))
+    return status if status in SHAPES else "unknown"
+
+
+def state_word(detail: Mapping[str, Any] | None) -> str:
+    """The word a badge or the page prints: stale says so rather than guessing."""
+    if detail is not None and detail.get("stale"):
+        return "stale"
+    return public_status(detail)
+
+
+def public_detail(
+    service: ServiceSettings,
+    detail: Mapping[str, Any] | None,
+    settings: Settings,
+    names: Iterable[str],
+) -> dict[str, Any]:
+    """One service as the public channel and ``/status`` carry it.
+
+    ``names``: the shown services, so that dependencies on hidden ones are
+    not named either.
+    """
+    page = settings.status_page
+    detail = detail or {}
+    shown = set(names)
+    out: dict[str, Any] = {k: detail.get(k) for k in PUBLIC_FIELDS}
+    out.update(
+        name=service.name,
+        display_name=display_name(service),
+        group=service.group,
+        up=bool(detail.get("up", False)),
+        status=detail.get("status", "unknown"),
+        stale=bool(detail.get("stale", False)),
+        latency_ms=detail.get("latency_ms") if page.show_latency else None,
+        reason=detail.get("reason") if page.show_reasons else None,
+        checks=[],
+        depends_on=[n for n in service.depends_on if n in shown],
+        blocked_by=[b for b in detail.get("blocked_by") or [] if b.get("service") in shown],
+    )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """The rolled-up state at the top of the page (and of the aggregate badges)."""
+
+    key: str  # operational, degraded, partial, major, unknown
+    text: str
+
+
+def banner(statuses: Sequence[str]) -> Banner:
+    """All operational, degraded, partial or major outage, or unknown.
+
+    Major: at least half of the shown services are down. Unknown wins over
+    "operational" (a stale service is not known to be up) but not over a
+    known problem.
+    """
+    if not statuses:
+        return Banner("unknown", "No services shown")
+    down = statuses.count("down")
+    if down and 2 * down >= len(statuses):
+        return Banner("major", "Major outage")
+    if down:
+        return Banner("partial", "Partial outage")
+    if "degraded" in statuses:
+        return Banner("degraded", "Degraded performance")
+    if "unknown" in statuses:
+        return Banner("unknown", "Status unknown")
+    return Banner("operational", "All systems operational")
+
+
+def groups(services: Sequence[ServiceSettings]) -> list[tuple[str | None, list[ServiceSettings]]]:
+    """Services grouped by ``group``, groups in order of first appearance."""
+    found: dict[str | None, list[ServiceSettings]] = {}
+    for service in services:
+        found.setdefault(service.group, []).append(service)
+    return list(found.items())
+
+
+def floor_percent(value: float | None) -> str | None:
+    """99.996 → "99.99": floored, so 100 % is printed only when it is exactly true."""
+    if value is None:
+        return None
+    floored = int(value * 100 + 1e-9) / 100
+    return f"{floored:.2f}".rstrip("0").rstrip(".")
+
+
+def known_share(figures: Mapping[str, Any] | None) -> float | None:
+    """How much of the watched window is known, 0..1 (None: nothing watched)."""
+    if not figures or not figures.get("covered_ms"):
+        return None
+    return min(1.0, float(figures["known_ms"]) / float(figures["covered_ms"]))
