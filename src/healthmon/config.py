@@ -50,6 +50,12 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from healthmon.alerts.settings import (
+    AlertSettings,
+    ChannelSettings,
+    MaintenanceWindow,
+    alert_channel_problem,
+)
 from healthmon.logs import visible
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -371,6 +377,8 @@ class ServiceSettings(_Section):
     success_threshold: Threshold | None = None
     # Services this one needs: while one of them is down, this one is blocked.
     depends_on: tuple[ServiceName, ...] = ()
+    # Labels alert rules and maintenance windows select by (tags = ["db"]).
+    tags: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _kind_fits(self) -> ServiceSettings:
@@ -536,6 +544,9 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     history: HistorySettings = HistorySettings()
     services: tuple[ServiceSettings, ...] = ()
+    channels: tuple[ChannelSettings, ...] = ()
+    alerts: AlertSettings = AlertSettings()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
     @classmethod
     def settings_customise_sources(
@@ -578,6 +589,13 @@ class Settings(BaseSettings):
         if (cycle := dependency_cycle(self.services)) is not None:
             path = " → ".join(cycle)
             raise ValueError(f"services[{index[cycle[0]]}].depends_on: cycle {path}")
+        return self
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> Settings:
+        named = alert_channel_problem(self.channels, self.alerts)
+        if named is not None:
+            raise ValueError(named)
         return self
 
     def service(self, name: str) -> ServiceSettings | None:
