@@ -166,7 +166,9 @@ class Delivery:
         message = message_from_json(row.body)
         try:
             # The channel bounds its own try; this bounds a channel that does not.
-            answer = await asyncio.wait_for(channel.send(message), self._timeout_s(channel))
+            # (asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel.)
+            async with asyncio.timeout(self._timeout_s(channel)):
+                answer = await channel.send(message)
         except TimeoutError:
             answer = Answer(False, f"no answer in {self._timeout_s(channel):g} s")
         took_ms = round((time.monotonic() - started) * 1000, 1)

@@ -188,7 +188,8 @@ class Alerter:
                     timeout = min(timeout, max(0.0, (due - now) / 1000))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def refresh(self) -> None:
         """Read silences again every ``REFRESH_S``: the API may run in another process."""

@@ -9,6 +9,7 @@ secrets use the same parsers as the rest of the file.
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import zoneinfo
 from datetime import datetime
 from typing import Annotated, Literal
@@ -117,6 +118,12 @@ class ChannelSettings(_Section):
             if not getattr(self, key):
                 shown = key.rstrip("_")
                 raise ValueError(f'{shown}: needed by kind = "{self.kind}"')
+        extra = {"email": "aiosmtplib", "apprise": "apprise"}.get(self.kind)
+        if extra is not None and importlib.util.find_spec(extra) is None:
+            raise ValueError(
+                f'kind: "{self.kind}" needs the {self.kind} extra: '
+                f"pip install 'healthmon[{self.kind}]'"
+            )
         return self
 
     @property
