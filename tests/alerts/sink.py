@@ -54,6 +54,9 @@ class Sink:
             return web.json_response({"error": "receiver broken"}, status=500)
         return web.json_response({"ok": True, "n": len(self.received)})
 
+    def _flaky_fails(self) -> bool:
+        return sum(r.path == "/flaky" for r in self.received) <= self.flaky_failures
+
     def url(self, mode: str) -> str:
         return f"http://127.0.0.1:{self.server.port}/{mode}"
 

@@ -85,6 +85,10 @@ async def test_cloudevents_structured_mode(sink: Sink) -> None:
     assert event["data"]["alerts"][0]["service"] == "auth"
 
 
+def channel(name: str, url: str, **more: Any) -> ChannelSettings:
+    return ChannelSettings.model_validate({"name": name, "kind": "webhook", "url": url, **more})
+
+
 def message(key: str, channel: str) -> Message:
     item = Item("auth", "down", Status.DOWN, "refused", 0, now_ms())
     return Message(key, channel, now_ms(), (item,))
@@ -98,8 +102,8 @@ async def test_a_hanging_channel_delays_no_other_channel(sink: Sink) -> None:
     delivery = Delivery(outbox, rng=random.Random(seed))
     delivery.set_channels(
         [
-            ChannelSettings(name="stuck", kind="webhook", url=sink.url("hang"), timeout="30s"),
-            ChannelSettings(name="fine", kind="webhook", url=sink.url("ok")),
+            channel("stuck", sink.url("hang"), timeout="30s"),
+            channel("fine", sink.url("ok")),
         ],
         60_000,
     )
@@ -141,7 +145,7 @@ async def test_past_max_age_a_message_is_reported_failed(sink: Sink) -> None:
     """A receiver that keeps failing is given up after max_age, and the log says failed."""
     outbox = MemoryOutbox()
     delivery = Delivery(outbox, rng=random.Random(1), backoff_base_s=0.01)
-    delivery.set_channels([ChannelSettings(name="f", kind="webhook", url=sink.url("fail"))], 300)
+    delivery.set_channels([channel("f", sink.url("fail"))], 300)
     delivery.start()
     try:
         await delivery.submit([message("k-1", "f")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 
 from healthmon.alerts.channels import Answer
 from healthmon.alerts.rules import Message
@@ -11,17 +12,17 @@ from healthmon.alerts.settings import ChannelSettings
 
 class AppriseChannel:
     def __init__(self, settings: ChannelSettings) -> None:
-        try:
-            import apprise
-        except ImportError:
-            raise RuntimeError(
-                "kind = \"apprise\" needs the apprise extra: pip install 'healthmon[apprise]'"
-            ) from None
         self.name = settings.name
         self.settings = settings
-        self._apprise = apprise.Apprise()
-        for url in settings.urls:
-            self._apprise.add(url.get_secret_value())
+        # Apprise loads its plugins, which import the stdlib's deprecated imghdr:
+        # that warning is not ours to show.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import apprise
+
+            self._apprise = apprise.Apprise()
+            for url in settings.urls:
+                self._apprise.add(url.get_secret_value())
 
     async def send(self, message: Message) -> Answer:
         # Apprise is blocking (requests): a thread keeps the loop free.

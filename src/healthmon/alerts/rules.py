@@ -241,7 +241,7 @@ class Engine:
             if policy is None or track.status is None:
                 continue
             if track.status in NOT_UP and track.announced is not track.status:
-                times.append((track.since or now) + policy.for_ms)
+                times.append((now if track.since is None else track.since) + policy.for_ms)
             if track.announced is not None and track.announced is track.status:
                 if policy.repeat_ms:
                     times.append(track.last_sent + policy.repeat_ms)
@@ -272,7 +272,7 @@ class Engine:
                 else:
                     track.announced = None
         elif status is not track.announced and status.value in policy.on:
-            if now >= (track.since or now) + policy.for_ms:
+            if now >= (now if track.since is None else track.since) + policy.for_ms:
                 due.append((self._item(track, status.value, status, now), policy.channels))  # type: ignore[arg-type]
         elif status is track.announced:
             if policy.repeat_ms and now >= track.last_sent + policy.repeat_ms:

@@ -55,7 +55,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _duration_or_zero(value: object) -> int:
+    """A duration, or 0 (off)."""
+    return 0 if value in (0, "0") and not isinstance(value, bool) else _duration(value)
+
+
 Duration = Annotated[int, BeforeValidator(_duration)]
+DurationOrZero = Annotated[int, BeforeValidator(_duration_or_zero)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 HeaderName = Annotated[str, AfterValidator(_header_name)]
 HeaderValue = Annotated[SecretStr, BeforeValidator(_expand_env)]
@@ -158,7 +164,7 @@ class AlertRule(Selector):
 
     on: tuple[Change, ...] | None = None
     for_: Annotated[Duration | None, Field(alias="for")] = None
-    repeat: Duration | None = None
+    repeat: DurationOrZero | None = None
     channels: tuple[ChannelName, ...] | None = None
     escalate: tuple[Escalation, ...] | None = None
     description: str | None = None
@@ -171,9 +177,9 @@ class AlertSettings(_Section):
     on: tuple[Change, ...] = ("down", "degraded", "recovered")
     for_: Annotated[Duration, Field(alias="for")] = 0
     # 0: no reminders.
-    repeat: Annotated[int, BeforeValidator(lambda v: 0 if v in (0, "0") else v), Field(ge=0)] = 0
+    repeat: DurationOrZero = 0
     # Changes within this window go out as one message per channel (0: at once).
-    digest: Annotated[int, BeforeValidator(lambda v: 0 if v in (0, "0") else v), Field(ge=0)] = 0
+    digest: DurationOrZero = 0
     escalate: tuple[Escalation, ...] = ()
     # A message not delivered within this long is reported failed.
     max_age: Duration = 3_600_000
