@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -78,6 +78,8 @@ class Silences:
         self._memory: dict[str, Silence] = {}
         # The latest list read: what /api/services shows without waiting on the store.
         self.cached: tuple[Silence, ...] = ()
+        # Told when the list changed (the alerter in this process, at once).
+        self.on_change: list[Callable[[tuple[Silence, ...]], None]] = []
 
     def _store(self) -> HistoryStore | None:
         return self.archive.store if self.archive is not None else None
@@ -115,5 +117,8 @@ class Silences:
                 assert self.archive is not None
                 self.archive.failed(exc.kind, str(exc))
                 return list(self.cached)
-        self.cached = tuple(found)
+        if tuple(found) != self.cached:
+            self.cached = tuple(found)
+            for tell in self.on_change:
+                tell(self.cached)
         return found

@@ -31,7 +31,7 @@ from healthmon.config import Settings
 from healthmon.keys import ARCHIVE, CONFIG, METRICS, PROCESS_ROLES, RECORDER
 from healthmon.models import CheckResult, Status, StatusUpdate, now_ms
 from healthmon.status import stale_after_ms
-from healthmon.store.base import AlertRow
+from healthmon.store.base import AlertRow, Silence
 from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
@@ -103,6 +103,7 @@ class Alerter:
         self._seen: dict[str, _Seen] = {}
         self._wake = asyncio.Event()
         self.led = False
+        silences.on_change.append(self.silenced)
 
     def set_settings(self, settings: Settings) -> None:
         """Follow a reload (synchronously: part of the reloader's one step)."""
@@ -191,10 +192,15 @@ class Alerter:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
 
+    def silenced(self, silences: tuple[Silence, ...]) -> None:
+        """The silences changed: decide again now (a lifted one may release a held down)."""
+        self.maintenance.silences = silences
+        self._wake.set()
+
     async def refresh(self) -> None:
         """Read silences again every ``REFRESH_S``: the API may run in another process."""
         while True:
-            self.maintenance.silences = tuple(await self.silences.list(now_ms()))
+            await self.silences.list(now_ms())
             await asyncio.sleep(REFRESH_S)
 
     async def stop(self) -> None:
