@@ -20,7 +20,7 @@ def ms(text: str) -> int:
 
 
 def test_recurring_window_follows_its_time_zone() -> None:
-    """A 02:00–03:00 Europe/Berlin window is 00:00–01:00 UTC in summer, 01:00–02:00 in winter."""
+    """A 02:00-03:00 Europe/Berlin window is 00:00-01:00 UTC in summer, 01:00-02:00 in winter."""
     window = MaintenanceWindow.model_validate(
         {"cron": "0 2 * * *", "duration": "1h", "timezone": "Europe/Berlin"}
     )
