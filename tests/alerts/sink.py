@@ -25,7 +25,8 @@ class Received:
 
 class Sink:
     """Every request is kept and queued; ``/ok``, ``/fail``, ``/hang`` and ``/slow`` answer
-    as their names say (``/flaky`` fails its first ``flaky_failures`` requests)."""
+    as their names say (``/flaky`` fails its first ``flaky_failures`` requests;
+    ``/hangfirst`` hangs on its very first request only)."""
 
     def __init__(self, slow_s: float = 0.5, flaky_failures: int = 2) -> None:
         self.received: list[Received] = []
@@ -43,7 +44,8 @@ class Sink:
         self.received.append(got)
         self.arrivals.put_nowait(got)
         mode = request.match_info["mode"]
-        if mode == "hang":
+        first = [r for r in self.received if r.path == got.path] == [got]
+        if mode == "hang" or (mode == "hangfirst" and first):
             await self.release.wait()
         elif mode == "slow":
             await asyncio.sleep(self.slow_s)
