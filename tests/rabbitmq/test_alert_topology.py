@@ -41,8 +41,9 @@ async def topology(
         running = Topology(rabbitmq, tmp_path, session)
         with running.config.open("a") as config:
             config.write(
-                f'\n[[channels]]\nname = "hook"\nkind = "webhook"\nurl = "{sink.url("hangfirst")}"\n'
-                'timeout = "60s"\n\n[alerts]\nchannels = ["hook"]\n'
+                '\n[[channels]]\nname = "hook"\nkind = "webhook"\n'
+                f'url = "{sink.url("hangfirst")}"\ntimeout = "60s"\n\n'
+                '[alerts]\nchannels = ["hook"]\n'
             )
         try:
             yield running

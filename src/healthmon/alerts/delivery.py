@@ -178,12 +178,12 @@ class Delivery:
             done = dataclasses.replace(
                 row, state="sent", attempts=attempts, updated_ms=now, answer=answer.detail
             )
-            self._finish(done, "alert.sent", took_ms, answer)
+            self._finish(done, "alert.sent", took_ms, answer, message.title)
         elif now - row.created_ms >= self.max_age_ms:
             done = dataclasses.replace(
                 row, state="failed", attempts=attempts, updated_ms=now, answer=answer.detail
             )
-            self._finish(done, "alert.failed", took_ms, answer)
+            self._finish(done, "alert.failed", took_ms, answer, message.title)
         else:
             wait = backoff_s(attempts, self.rng, self.backoff_base_s)
             wait = min(wait, max(0.0, (row.created_ms + self.max_age_ms - now) / 1000))
@@ -198,6 +198,7 @@ class Delivery:
             log.warning(
                 "alert.retrying",
                 channel=row.channel,
+                title=message.title,
                 key=row.key,
                 attempt=attempts,
                 in_s=round(wait, 2),
@@ -207,13 +208,16 @@ class Delivery:
             self._queue(done, delay_s=wait)
         await self.outbox.mark(done)
 
-    def _finish(self, row: AlertRow, event: str, took_ms: float, answer: Answer) -> None:
+    def _finish(
+        self, row: AlertRow, event: str, took_ms: float, answer: Answer, title: str
+    ) -> None:
         self._known.discard(row.key)
         outcome = row.state
         report = log.info if answer.ok else log.error
         report(
             event,
             channel=row.channel,
+            title=title,
             key=row.key,
             attempt=row.attempts,
             took_ms=took_ms,
