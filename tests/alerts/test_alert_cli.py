@@ -54,4 +54,17 @@ def test_each_delivery_is_one_terminal_line() -> None:
     assert out.count("\n") == 1
     words = out.split()
     assert words[1:3] == ["hook", "sent"]
-    assert words[3:] == "billing is down key k-1 attempt 1 12 ms answer 200 ok".split()
+    assert words[3:] == [
+        "billing",
+        "is",
+        "down",
+        "key",
+        "k-1",
+        "attempt",
+        "1",
+        "12",
+        "ms",
+        "answer",
+        "200",
+        "ok",
+    ]
