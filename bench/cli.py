@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import machine
+from bench.alerts import alert_figures
 from bench.convergence import convergence_figures
 from bench.detect import detect_figures
 from bench.fanout import fanout_figures
@@ -133,6 +134,15 @@ class Runner:
                 )
             )
         steps += self._history_steps(session, loop)
+        if "alerts" in self.scenarios:
+            steps.append(
+                (
+                    "alerts",
+                    alert_figures(
+                        session, loop, plan.alert_rounds, self.workdir, self._rng("alerts")
+                    ),
+                )
+            )
         if "convergence" in self.scenarios:
             steps.append(
                 (

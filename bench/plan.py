@@ -15,6 +15,7 @@ SCENARIOS = (
     "history_size",
     "history_query",
     "history_scale",
+    "alerts",
 )
 
 
@@ -58,6 +59,8 @@ class Plan:
     history_scale_services: int
     history_scale_pairs: int
     history_scale_year: bool
+    # Alerts (bench.alerts): kill -9 → webhook rounds (the storm runs a quarter as many).
+    alert_rounds: int
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -90,6 +93,7 @@ QUICK = Plan(
     history_scale_services=1000,
     history_scale_pairs=1,
     history_scale_year=False,
+    alert_rounds=12,
 )
 
 FULL = Plan(
@@ -119,4 +123,5 @@ FULL = Plan(
     history_scale_services=3000,
     history_scale_pairs=3,
     history_scale_year=True,
+    alert_rounds=40,
 )
