@@ -154,3 +154,20 @@ async def test_past_max_age_a_message_is_reported_failed(sink: Sink) -> None:
         assert rows[0].attempts >= 2
     finally:
         await delivery.stop()
+
+
+async def test_a_hanging_receiver_never_delays_checks_or_pushes(sink: Sink) -> None:
+    """While the only channel's receiver hangs, the page still hears every change at once."""
+    hook = {"name": "stuck", "kind": "webhook", "url": sink.url("hang"), "timeout": "60s"}
+    settings = with_alerts(make_settings(("auth", "billing")), [hook])
+    async with running_system(settings) as system:
+        messages = await system.connected()
+        await system.set_mode("auth", "down")
+        assert (await sink.next()).path == "/hang"
+        loop = asyncio.get_running_loop()
+        for mode, up in (("down", False), ("up", True)):
+            started = loop.time()
+            await system.set_mode("billing", mode)
+            assert (await messages.update_for("billing", within=2))["up"] is up
+            assert loop.time() - started < 1.0
+        assert len(sink.received) == 1
