@@ -8,6 +8,7 @@ Pure: every question takes the time it is asked for.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import uuid
 from collections.abc import Callable, Sequence
@@ -103,6 +104,12 @@ class Silences:
         )
         await self.list(now_ms())
         return gone
+
+    async def watch(self, every_s: float = 1.0) -> None:
+        """Read the list again every ``every_s``: the API may run in another process."""
+        while True:
+            await self.list(now_ms())
+            await asyncio.sleep(every_s)
 
     async def list(self, now: int) -> list[Silence]:
         store = self._store()

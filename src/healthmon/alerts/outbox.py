@@ -9,13 +9,13 @@ messages not yet sent are lost with the process (README says so).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import structlog
 
 from healthmon.archive import Archive
-from healthmon.store import StoreError
+from healthmon.store import HistoryStore, StoreError
 from healthmon.store.base import AlertRow
 
 log = structlog.get_logger(__name__)
@@ -73,26 +73,25 @@ class StoreOutbox:
         self.archive = archive
         self._memory = MemoryOutbox()
 
-    async def _try(self, what: str, rows: Sequence[AlertRow]) -> None:
+    async def _keep(
+        self, write: Callable[[HistoryStore], Awaitable[None]], keys: Sequence[str]
+    ) -> None:
         store = self.archive.store
         if store is None:
-            log.warning("alert.not_stored", why="history is not open", keys=[r.key for r in rows])
+            log.warning("alert.not_stored", why="history is not open", keys=list(keys))
             return
         try:
-            if what == "add":
-                await store.add_alerts(rows)
-            else:
-                await store.mark_alert(rows[0])
+            await write(store)
         except StoreError as exc:
             self.archive.failed(exc.kind, str(exc))
 
     async def add(self, rows: Sequence[AlertRow]) -> None:
         await self._memory.add(rows)
-        await self._try("add", rows)
+        await self._keep(lambda store: store.add_alerts(rows), [r.key for r in rows])
 
     async def mark(self, row: AlertRow) -> None:
         await self._memory.mark(row)
-        await self._try("mark", [row])
+        await self._keep(lambda store: store.mark_alert(row), [row.key])
 
     async def open(self) -> list[AlertRow]:
         store = self.archive.store

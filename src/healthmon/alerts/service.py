@@ -38,7 +38,7 @@ log = structlog.get_logger(__name__)
 
 # The alert log's channel for what a window or silence held (sent nowhere).
 HELD_CHANNEL = "-"
-# How often silences are read again, and a non-leader asks whether it leads now.
+# The longest a tick waits: how soon a non-leader notices it leads now.
 REFRESH_S = 1.0
 # How much of the alert log a new leader reads to learn what was announced.
 RESTORE_ROWS = 2_000
@@ -197,12 +197,6 @@ class Alerter:
         self.maintenance.silences = silences
         self._wake.set()
 
-    async def refresh(self) -> None:
-        """Read silences again every ``REFRESH_S``: the API may run in another process."""
-        while True:
-            await self.silences.list(now_ms())
-            await asyncio.sleep(REFRESH_S)
-
     async def stop(self) -> None:
         await self.delivery.stop()
 
@@ -236,7 +230,9 @@ async def alerts_context(app: web.Application) -> AsyncIterator[None]:
         )
         alerter = app[ALERTER] = Alerter(settings, outbox, app[SILENCES], leading=leading)
         alerter.delivery.on_outcome.append(_count(app))
-        tasks += [supervise("alerts", alerter.run), supervise("alerts.silences", alerter.refresh)]
+        tasks.append(supervise("alerts", alerter.run))
+    # Silences set through any process reach this one (the store is shared).
+    tasks.append(supervise("alerts.silences", app[SILENCES].watch))
     yield
     for task in tasks:
         task.cancel()
@@ -252,7 +248,7 @@ def alert_fields(app: web.Application, name: str) -> Mapping[str, object]:
         return {"maintenance": None}
     settings = app[CONFIG].settings
     service = settings.service(name)
-    if service is None:
+    if service is None or not (settings.maintenance or silences.cached):
         return {"maintenance": None}
     mute = Maintenance(settings.maintenance)
     mute.silences = silences.cached
