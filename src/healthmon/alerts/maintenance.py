@@ -97,11 +97,9 @@ class Silences:
 
     async def remove(self, silence_id: str) -> bool:
         store = self._store()
-        gone = (
-            self._memory.pop(silence_id, None) is not None
-            if store is None
-            else await store.remove_silence(silence_id)
-        )
+        gone = self._memory.pop(silence_id, None) is not None
+        if store is not None:
+            gone = await store.remove_silence(silence_id) or gone
         await self.list(now_ms())
         return gone
 
@@ -119,6 +117,10 @@ class Silences:
             )
         else:
             try:
+                # Set before the store opened: kept there now, for every process.
+                for silence in list(self._memory.values()):
+                    await store.add_silence(silence)
+                    del self._memory[silence.id]
                 found = await store.silences(now)
             except StoreError as exc:
                 assert self.archive is not None

@@ -72,26 +72,32 @@ class StoreOutbox:
     def __init__(self, archive: Archive) -> None:
         self.archive = archive
         self._memory = MemoryOutbox()
+        self._unstored: dict[str, AlertRow] = {}
 
     async def _keep(
-        self, write: Callable[[HistoryStore], Awaitable[None]], keys: Sequence[str]
+        self, write: Callable[[HistoryStore], Awaitable[None]], rows: Sequence[AlertRow]
     ) -> None:
         store = self.archive.store
         if store is None:
-            log.warning("alert.not_stored", why="history is not open", keys=list(keys))
+            # Sent from memory meanwhile; kept in the store once it opens.
+            self._unstored.update((r.key, r) for r in rows)
+            log.warning("alert.not_stored", why="history is not open", keys=[r.key for r in rows])
             return
         try:
+            if self._unstored:
+                await store.add_alerts(list(self._unstored.values()))
+                self._unstored.clear()
             await write(store)
         except StoreError as exc:
             self.archive.failed(exc.kind, str(exc))
 
     async def add(self, rows: Sequence[AlertRow]) -> None:
         await self._memory.add(rows)
-        await self._keep(lambda store: store.add_alerts(rows), [r.key for r in rows])
+        await self._keep(lambda store: store.add_alerts(rows), rows)
 
     async def mark(self, row: AlertRow) -> None:
         await self._memory.mark(row)
-        await self._keep(lambda store: store.mark_alert(row), [row.key])
+        await self._keep(lambda store: store.mark_alert(row), [row])
 
     async def open(self) -> list[AlertRow]:
         store = self.archive.store

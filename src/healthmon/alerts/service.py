@@ -4,7 +4,8 @@ The engine runs in the monitor role, fed by the monitor's results (the
 state each leaves shown). Of several monitors sharing a history store only
 the one holding the store's writer lead (the recorder's lease: a lock file
 beside SQLite, an advisory lock in PostgreSQL) decides and delivers, so one
-change is told once. A monitor that takes the lead first reads what was
+change is told once (while no store is open, each delivers: better twice
+than never). A monitor that takes the lead first reads what was
 already announced from the outbox (so it neither repeats a "down" nor
 forgets a recovery), then resumes the messages left unsent, then decides.
 Without history every monitor delivers from an in-memory outbox.
@@ -225,9 +226,11 @@ async def alerts_context(app: web.Application) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if "monitor" in app[PROCESS_ROLES]:
         recorder = app.get(RECORDER)
-        leading: Callable[[], bool] = (
-            (lambda: recorder.leading) if recorder is not None else (lambda: True)
-        )
+
+        def leading() -> bool:
+            # No store open, nobody to agree with: better told twice than never.
+            return recorder is None or recorder.leading or recorder.archive.store is None
+
         alerter = app[ALERTER] = Alerter(settings, outbox, app[SILENCES], leading=leading)
         alerter.delivery.on_outcome.append(_count(app))
         tasks.append(supervise("alerts", alerter.run))
