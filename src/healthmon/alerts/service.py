@@ -172,6 +172,9 @@ class Alerter:
         """Tick when a change arrives or something falls due (a supervised task)."""
         self.delivery.start()
         while True:
+            # Cleared before deciding: a change arriving during the awaits below
+            # wakes the next turn at once.
+            self._wake.clear()
             leading = self.leading()
             if leading and not self.led:
                 await self._take_lead()
@@ -188,7 +191,6 @@ class Alerter:
                 due = self.engine.next_due(now)
                 if due is not None:
                     timeout = min(timeout, max(0.0, (due - now) / 1000))
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
