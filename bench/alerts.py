@@ -30,6 +30,7 @@ from aiohttp import web
 from bench.detect import VICTIM, Child
 from bench.figures import Figure
 from bench.latency import ROUND_TIMEOUT_S, Rounds, random_phase
+from bench.scale import trial
 from bench.server import (
     UP,
     BenchError,
@@ -45,6 +46,8 @@ from bench.stats import summarize
 TARGET_MS = 50
 STORM_SERVICES = 100
 STORM_DIGEST_MS = 1000
+# A hanging channel may move check lateness by less than this share.
+HANG_TARGET = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,14 @@ class Receiver:
     def __init__(self) -> None:
         self.posts: asyncio.Queue[Post] = asyncio.Queue()
         self.url = ""
+        self.closing = asyncio.Event()
+        # POSTs held open by /hang (the hanging-channel figure needs at least one).
+        self.hung = 0
+
+    async def _hang(self, request: web.Request) -> web.Response:
+        self.hung += 1
+        await self.closing.wait()
+        return web.Response(text="late")
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -96,6 +107,7 @@ class Receiver:
     async def running(self) -> AsyncIterator[Receiver]:
         app = web.Application()
         app.router.add_post("/hook", self._handle)
+        app.router.add_post("/hang", self._hang)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         (port,) = free_ports(1)
@@ -104,6 +116,7 @@ class Receiver:
         try:
             yield self
         finally:
+            self.closing.set()
             await runner.cleanup()
 
     async def until(self, kind: str, service: str) -> Post | None:
@@ -217,4 +230,54 @@ async def alert_figures(
             summary=storm_summary,
             detail={"missed": storm.missed, "messages_per_round": messages},
         ),
+    ]
+
+
+def hanging_channel_toml(hang_url: str, gone_port: int) -> str:
+    """A service down from its first check, whose alert goes to a receiver that hangs."""
+    return (
+        f'[[services]]\nname = "gone"\nurl = "http://127.0.0.1:{gone_port}"\n\n'
+        f'[[channels]]\nname = "stuck"\nkind = "webhook"\nurl = "{hang_url}"\n'
+        'timeout = "60s"\n\n[alerts]\nchannels = ["stuck"]\n'
+    )
+
+
+async def hang_figures(
+    session: aiohttp.ClientSession,
+    loop: str,
+    count: int,
+    window_s: float,
+    services_per_port: int,
+    workdir: Path,
+) -> list[Figure]:
+    """Check lateness at ``count`` services without alerts, then with one channel hanging."""
+    async with Receiver().running() as receiver:
+        hang_url = receiver.url.replace("/hook", "/hang")
+        (gone_port,) = free_ports(1)
+        quiet = await trial(
+            session, loop, count, window_s, services_per_port, workdir, history=False
+        )
+        hanging = await trial(
+            session, loop, count, window_s, services_per_port, workdir, history=False,
+            extra_toml=hanging_channel_toml(hang_url, gone_port),
+        )  # fmt: skip
+        hung = receiver.hung
+    ratio = hanging.lateness.p99 / quiet.lateness.p99 if quiet.lateness.p99 > 0 else float("inf")
+    return [
+        Figure(
+            f"check lateness p99, {count} services, a channel hanging / none",
+            loop,
+            "ratio",
+            f"< {1 + HANG_TARGET:.2f}",
+            ratio < 1 + HANG_TARGET and hung > 0,
+            value=round(ratio, 3),
+            detail={
+                "posts_hanging": hung,
+                "p99_quiet_ms": round(quiet.lateness.p99, 2),
+                "p99_hanging_ms": round(hanging.lateness.p99, 2),
+                "median_quiet_ms": round(quiet.lateness.median, 2),
+                "median_hanging_ms": round(hanging.lateness.median, 2),
+                "window_s": window_s,
+            },
+        )
     ]

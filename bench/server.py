@@ -59,6 +59,8 @@ class ServerSpec:
     # each start so no run inherits another's history.
     history: bool = True
     history_path: Path | None = None
+    # More tables, written after the services (alert channels, say).
+    extra_toml: str = ""
 
     @property
     def base_url(self) -> str:
@@ -94,7 +96,7 @@ class ServerSpec:
                 f'health_path = "{s.health_path}"',
                 f"mock = {'true' if s.mock else 'false'}",
             ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + self.extra_toml
 
 
 def default_spec() -> ServerSpec:
