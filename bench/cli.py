@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import machine
+from bench.alerts import alert_figures, hang_figures
 from bench.convergence import convergence_figures
 from bench.detect import detect_figures
 from bench.fanout import fanout_figures
@@ -153,6 +154,28 @@ class Runner:
                     "status_live",
                     live_page_figures(
                         session, loop, plan.status_live_size, plan.status_live_rounds, self.workdir
+                    ),
+                )
+            )
+        if "alerts" in self.scenarios:
+            steps.append(
+                (
+                    "alerts",
+                    alert_figures(
+                        session, loop, plan.alert_rounds, self.workdir, self._rng("alerts")
+                    ),
+                )
+            )
+            steps.append(
+                (
+                    "alerts, a channel hanging",
+                    hang_figures(
+                        session,
+                        loop,
+                        plan.history_scale_services,
+                        plan.scale_window_s,
+                        plan.services_per_port,
+                        self.workdir,
                     ),
                 )
             )

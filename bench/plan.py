@@ -17,6 +17,7 @@ SCENARIOS = (
     "history_scale",
     "status_badges",
     "status_live",
+    "alerts",
 )
 
 
@@ -66,6 +67,8 @@ class Plan:
     status_badge_window_s: float
     status_live_size: int
     status_live_rounds: int
+    # Alerts (bench.alerts): kill -9 → webhook rounds (the storm runs a quarter as many).
+    alert_rounds: int
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -102,6 +105,7 @@ QUICK = Plan(
     status_badge_window_s=5,
     status_live_size=2000,
     status_live_rounds=6,
+    alert_rounds=12,
 )
 
 FULL = Plan(
@@ -135,4 +139,5 @@ FULL = Plan(
     status_badge_window_s=15,
     status_live_size=2000,
     status_live_rounds=30,
+    alert_rounds=40,
 )

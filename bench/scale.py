@@ -137,6 +137,7 @@ async def trial(
     *,
     history: bool = True,
     history_path: Path | None = None,
+    extra_toml: str = "",
 ) -> Trial:
     """One window at ``count`` services. History on writes ``history_path``, or else a
     new SQLite file of its own; off is ``[history] enabled = false``."""
@@ -150,6 +151,7 @@ async def trial(
             services=services,
             history=history,
             history_path=history_path,
+            extra_toml=extra_toml,
         )
         async with running_server(spec, loop, workdir) as server:
             await wait_ready(session, server)

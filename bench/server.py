@@ -61,6 +61,8 @@ class ServerSpec:
     history_path: Path | None = None
     # [status_page] port: the public listener (None: none).
     public_port: int | None = None
+    # More tables, written after the services (alert channels, say).
+    extra_toml: str = ""
 
     @property
     def base_url(self) -> str:
@@ -98,7 +100,7 @@ class ServerSpec:
                 f'health_path = "{s.health_path}"',
                 f"mock = {'true' if s.mock else 'false'}",
             ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + self.extra_toml
 
 
 def default_spec() -> ServerSpec:

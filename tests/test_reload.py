@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer, unused_port
 from structlog.testing import capture_logs
 
 from healthmon import reload
+from healthmon.alerts.settings import AlertSettings, ChannelSettings, MaintenanceWindow
 from healthmon.api import services_document
 from healthmon.app import create_app
 from healthmon.config import (
@@ -409,6 +410,9 @@ def test_every_key_is_live_or_needs_a_restart() -> None:
         "history": HistorySettings,
         "status_page": StatusPageSettings,
         "services": ServiceSettings,
+        "channels": ChannelSettings,
+        "alerts": AlertSettings,
+        "maintenance": MaintenanceWindow,
     }
     assert set(sections) == set(Settings.model_fields)
     for section, model in sections.items():

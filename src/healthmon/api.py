@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from healthmon import reports
+from healthmon.alerts.service import alert_fields
 from healthmon.errors import StartupError
 from healthmon.hub import public_info
 from healthmon.keys import ARCHIVE, BOARD, CONFIG, HUB, MOCKS, MONITOR
@@ -194,6 +195,7 @@ def services_document(app: web.Application) -> dict[str, Any]:
                 "depends_on": list(service.depends_on),
                 **_UNSEEN,
                 **details.get(service.name, {}),
+                **alert_fields(app, service.name),
             }
         )
     monitor = app.get(MONITOR)

@@ -19,6 +19,8 @@ import aiohttp
 import structlog
 from aiohttp import WSCloseCode, web
 
+from healthmon.alerts.api import setup_alert_routes
+from healthmon.alerts.service import ALERTER, alerts_context
 from healthmon.api import setup_routes
 from healthmon.archive import Archive
 from healthmon.broker import create_broker
@@ -208,6 +210,8 @@ async def _monitor(app: web.Application) -> AsyncIterator[None]:
     monitor.observers.append(app[METRICS].observe)
     if RECORDER in app:
         monitor.recorders.append(app[RECORDER].observe)
+    if ALERTER in app:
+        monitor.recorders.append(app[ALERTER].observe)
     app[MONITOR] = monitor
     await monitor.start()
     yield
@@ -265,6 +269,10 @@ def create_app(
         setup_page(app)
     if roles & {"ws", MONITOR_ROLE} and settings.history.enabled:
         app.cleanup_ctx.append(_history)
+    if roles & {"ws", MONITOR_ROLE}:
+        # After history (its outbox is the store), before the monitor (whose results it reads).
+        app.cleanup_ctx.append(alerts_context)
+        setup_alert_routes(app)
     if MONITOR_ROLE in roles:
         app.cleanup_ctx.append(_monitor)
     if "ws" in roles and settings.status_page.enabled:

@@ -221,7 +221,42 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="TOML file to read (default: ./config.toml)",
     )
+    alert = commands.add_parser(
+        "alert",
+        help="try an alert channel",
+        description="Alert channels: 'healthmon alert test CHANNEL' sends one test message "
+        "through a [[channels]] entry and prints the receiver's answer; exit 0 when it took "
+        "it, 1 when not, 2 when the config or the channel name is wrong.",
+    )
+    alert_commands = alert.add_subparsers(dest="alert_command", metavar="ACTION", required=True)
+    alert_test = alert_commands.add_parser("test", help="send a test message")
+    alert_test.add_argument("channel", help="the channel's name in [[channels]]")
+    alert_test.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="TOML file to read (default: ./config.toml)",
+    )
     return parser
+
+
+def alert_test(name: str, config: Path | None) -> int:
+    """Send a test message through one channel and print what its receiver said."""
+    from healthmon.alerts.cli import send_test
+
+    try:
+        settings, _ = settings_for_run(config)
+    except ConfigError as exc:
+        print(f"healthmon: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if all(c.name != name for c in settings.channels):
+        known = ", ".join(c.name for c in settings.channels) or "none"
+        print(f"healthmon: no channel named {name!r} (configured: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    message, answer = asyncio.run(send_test(settings, name))
+    verdict = "delivered" if answer.ok else "not delivered"
+    print(f"{name}: {verdict} (key {message.key}): {visible(answer.detail)}")
+    return EXIT_OK if answer.ok else EXIT_DOWN
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -549,4 +584,6 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         return status(args.url, args.config)
     if args.command == "history":
         return history(args.name, args.window, args.format, args.config)
+    if args.command == "alert":
+        return alert_test(args.channel, args.config)
     return run(args.config, args.role, args.log_level, args.loop, args.log_format)

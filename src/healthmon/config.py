@@ -50,6 +50,12 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from healthmon.alerts.settings import (
+    AlertSettings,
+    ChannelSettings,
+    MaintenanceWindow,
+    alert_channel_problem,
+)
 from healthmon.logs import visible
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -416,6 +422,8 @@ class ServiceSettings(_Section):
     # How the public status page groups and names it (the name otherwise).
     group: Label | None = None
     display_name: Label | None = None
+    # Labels alert rules and maintenance windows select by (tags = ["db"]).
+    tags: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _kind_fits(self) -> ServiceSettings:
@@ -582,6 +590,9 @@ class Settings(BaseSettings):
     history: HistorySettings = HistorySettings()
     status_page: StatusPageSettings = StatusPageSettings()
     services: tuple[ServiceSettings, ...] = ()
+    channels: tuple[ChannelSettings, ...] = ()
+    alerts: AlertSettings = AlertSettings()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
     @classmethod
     def settings_customise_sources(
@@ -639,6 +650,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"status_page.groups: no service is in group {group!r}")
         if page.port is not None and page.port == self.web.port:
             raise ValueError(f"status_page.port: {page.port} is the web port")
+        return self
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> Settings:
+        named = alert_channel_problem(self.channels, self.alerts)
+        if named is not None:
+            raise ValueError(named)
         return self
 
     def service(self, name: str) -> ServiceSettings | None:

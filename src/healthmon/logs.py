@@ -248,6 +248,30 @@ def _history_where(line: _Line) -> None:
     line.details.append(_text(line.take("where")))
 
 
+def _alert(line: _Line) -> None:
+    """``hook  sent  billing is down  key …  attempt 1  12 ms  answer 200 ok``: one per try."""
+    channel = line.take("channel")
+    if channel is not None:
+        line.subject = _text(channel)
+    for key in ("title", "why"):
+        value = line.take(key)
+        if value is not None:
+            line.details.append(_text(value))
+    key, attempt = line.take("key"), line.take("attempt")
+    if key is not None:
+        line.details.append(f"key {_text(key)}")
+    if attempt is not None:
+        line.details.append(f"attempt {_text(attempt)}")
+    took, wait = line.take("took_ms"), line.take("in_s")
+    if took is not None:
+        line.details.append(_duration(took))
+    if wait is not None:
+        line.details.append(f"again in {_text(wait)} s")
+    answer = line.take("answer")
+    if answer is not None:
+        line.details.append(f"answer {_text(answer)}")
+
+
 def _started(line: _Line) -> None:
     line.take("websocket")
     line.take("api")
@@ -285,6 +309,10 @@ _KINDS: dict[str, Callable[[_Line], None]] = {
     "history.opened": _history_where,
     "history.writing": _history_where,
     "history.recovered": _history_where,
+    "alert.sent": _alert,
+    "alert.retrying": _alert,
+    "alert.failed": _alert,
+    "alert.held": _alert,
 }
 # Lines that say what to do about a problem are never cut to the terminal's width.
 _WHOLE = frozenset({"history.unusable", "history.error"})

@@ -60,6 +60,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.alerts = Counter(
+            "healthmon_alerts",
+            "Alert deliveries by channel and outcome (sent, retrying, failed, held)",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+
+    def alert(self, channel: str, outcome: str) -> None:
+        self.alerts.labels(channel, outcome).inc()
+
     def history_error(self, kind: str) -> None:
         self.history_errors.labels(kind).inc()
 

@@ -41,6 +41,8 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel
 
+from healthmon.alerts.service import ALERTER
+from healthmon.alerts.settings import AlertSettings, ChannelSettings, MaintenanceWindow
 from healthmon.api import CONTROLS, Controls
 from healthmon.config import (
     DEFAULT_CONFIG,
@@ -90,6 +92,10 @@ LIVE_KEYS: Mapping[str, frozenset[str]] = {
     "monitor": frozenset(MonitorSettings.model_fields) - RESTART_KEYS["monitor"],
     # Every service key: the service's loop, mock and card follow it.
     "services": frozenset(ServiceSettings.model_fields),
+    # Alerts: the engine, channels and windows take the new tables at once.
+    "channels": frozenset(ChannelSettings.model_fields),
+    "alerts": frozenset(AlertSettings.model_fields),
+    "maintenance": frozenset(MaintenanceWindow.model_fields),
 }
 
 
@@ -406,6 +412,8 @@ class Reloader:
         if RECORDER in self.app:
             limits = {s.name: stale_after_ms(s, new.monitor) for s in new.services}
             self.app[RECORDER].set_services(new.history, limits)
+        if ALERTER in self.app:
+            self.app[ALERTER].set_settings(new)
         if MONITOR in self.app:
             # Its specs swap before its first await: still the same step.
             await self.app[MONITOR].set_services(new.services, new.monitor)

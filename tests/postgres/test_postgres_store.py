@@ -269,7 +269,10 @@ async def test_an_empty_database_gets_the_current_schema_once(
         for s in stores:
             await s.close()
     assert await schema_version(admin) == schema_module.SCHEMA_VERSION
-    assert await tables(admin) == {"meta", "services", "periods", "minutes", "hours", "days"}
+    assert await tables(admin) == {
+        *("meta", "services", "periods", "minutes", "hours", "days"),
+        *("alerts", "silences"),
+    }
 
 
 async def test_a_database_of_schema_1_is_migrated_with_its_data(

@@ -189,6 +189,37 @@ class Retention:
     days_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """One alert message in the outbox: its key, where it goes, and how far it got.
+
+    ``state`` is "pending" (not tried yet), "retrying", "sent", "failed" (gave
+    up after ``max_age``) or "held" (a maintenance window or silence held it).
+    ``body`` is the message as JSON; ``answer`` the receiver's last answer.
+    """
+
+    key: str
+    channel: str
+    created_ms: int
+    state: str
+    attempts: int
+    next_ms: int
+    updated_ms: int
+    body: str
+    answer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Alerts of ``services`` (names or globs) held until ``until_ms``."""
+
+    id: str
+    services: tuple[str, ...]
+    until_ms: int
+    comment: str | None
+    created_ms: int
+
+
 # The reason of the unknown period that fills the time healthmon was stopped.
 GAP_REASON = "healthmon was not running"
 
@@ -249,6 +280,28 @@ class HistoryStore(Protocol):
 
     async def changes(self, limit: int) -> list[Period]:
         """The latest status changes across all services (the event log), newest first."""
+
+    # -- alerts: the outbox every message goes through, and silences --------------
+
+    async def add_alerts(self, rows: Sequence[AlertRow]) -> None:
+        """Keep new messages (a key already kept is left as it is)."""
+
+    async def mark_alert(self, row: AlertRow) -> None:
+        """Save how far a message got (its state, attempts, next try, answer)."""
+
+    async def open_alerts(self) -> list[AlertRow]:
+        """Messages not yet sent nor given up, oldest first: what a new deliverer resumes."""
+
+    async def alert_log(self, limit: int, prune_before: int) -> list[AlertRow]:
+        """The latest messages, newest first; finished ones before ``prune_before`` go."""
+
+    async def add_silence(self, silence: Silence) -> None: ...
+
+    async def remove_silence(self, silence_id: str) -> bool:
+        """True when there was such a silence."""
+
+    async def silences(self, now_ms: int) -> list[Silence]:
+        """Silences still in force at ``now_ms``."""
 
 
 def pyramid(start_ms: int, end_ms: int) -> list[tuple[Grain, int, int]]:

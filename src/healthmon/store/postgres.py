@@ -26,11 +26,13 @@ from healthmon.store.base import (
     GAP_REASON,
     HOUR_MS,
     MINUTE_MS,
+    AlertRow,
     Batch,
     Bucket,
     Grain,
     Period,
     Retention,
+    Silence,
     StoreError,
     StoreUnusable,
     Totals,
@@ -512,6 +514,40 @@ class PostgresStore:
     async def changes(self, limit: int) -> list[Period]:
         rows = await self._fetch(schema.numbered(schema.changes()), limit)
         return [Period(*row) for row in rows]
+
+    # -- alerts ----------------------------------------------------------------
+
+    async def _execute(self, sql: str, rows: Sequence[schema.Row]) -> None:
+        with self._errors():
+            await self._pooled().executemany(schema.numbered(sql), rows)
+
+    async def add_alerts(self, rows: Sequence[AlertRow]) -> None:
+        await self._execute(schema.ADD_ALERT, [schema.alert_row(r) for r in rows])
+
+    async def mark_alert(self, row: AlertRow) -> None:
+        await self._execute(schema.MARK_ALERT, [schema.mark_row(row)])
+
+    async def open_alerts(self) -> list[AlertRow]:
+        return [schema.read_alert(r) for r in await self._fetch(schema.OPEN_ALERTS)]
+
+    async def alert_log(self, limit: int, prune_before: int) -> list[AlertRow]:
+        await self._execute(schema.PRUNE_ALERTS, [(prune_before,)])
+        rows = await self._fetch(schema.numbered(schema.ALERT_LOG), limit)
+        return [schema.read_alert(r) for r in rows]
+
+    async def add_silence(self, silence: Silence) -> None:
+        await self._execute(schema.ADD_SILENCE, [schema.silence_row(silence)])
+
+    async def remove_silence(self, silence_id: str) -> bool:
+        with self._errors():
+            status = await self._pooled().execute(
+                schema.numbered(schema.REMOVE_SILENCE), silence_id
+            )
+        return str(status).rsplit(" ", 1)[-1] != "0"
+
+    async def silences(self, now_ms: int) -> list[Silence]:
+        rows = await self._fetch(schema.numbered(schema.SILENCES), now_ms)
+        return [schema.read_silence(r) for r in rows]
 
 
 async def _set_meta(db: Any, **values: object) -> None:

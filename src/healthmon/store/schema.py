@@ -8,10 +8,19 @@ PostgreSQL store numbers them (``$1``).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 
-from healthmon.store.base import GRAIN_MS, VALUE_COLUMNS, Batch, Grain, Retention
+from healthmon.store.base import (
+    GRAIN_MS,
+    VALUE_COLUMNS,
+    AlertRow,
+    Batch,
+    Grain,
+    Retention,
+    Silence,
+)
 
 TABLES: dict[Grain, str] = {"minute": "minutes", "hour": "hours", "day": "days"}
 # Integer time in epoch ms needs 64 bits; SQLite's INTEGER is, PostgreSQL's is not.
@@ -49,6 +58,18 @@ MIGRATIONS: list[list[str]] = [
     [
         "CREATE INDEX periods_by_start ON periods (start_ms)",
         "CREATE INDEX periods_open ON periods (end_ms) WHERE end_ms IS NULL",
+    ],
+    # 3: the alerts' outbox (every message before it is sent, kept as its log)
+    # and the silences set through the API, shared by every process.
+    [
+        f"CREATE TABLE alerts (\n  key TEXT PRIMARY KEY,\n  channel TEXT NOT NULL,\n"
+        f"  created_ms {_BIG} NOT NULL,\n  state TEXT NOT NULL,\n"
+        f"  attempts INTEGER NOT NULL DEFAULT 0,\n  next_ms {_BIG} NOT NULL,\n"
+        f"  updated_ms {_BIG} NOT NULL,\n  body TEXT NOT NULL,\n  answer TEXT\n)",
+        "CREATE INDEX alerts_by_update ON alerts (updated_ms)",
+        "CREATE INDEX alerts_open ON alerts (created_ms) WHERE state IN ('pending', 'retrying')",
+        f"CREATE TABLE silences (\n  id TEXT PRIMARY KEY,\n  services TEXT NOT NULL,\n"
+        f"  until_ms {_BIG} NOT NULL,\n  comment TEXT,\n  created_ms {_BIG} NOT NULL\n)",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -268,3 +289,63 @@ def prune_before(table: str, now_ms: int, retention: Retention) -> int:
     """Rows of ``table`` starting (periods: ending) before this are past their retention."""
     keep = {"minutes": retention.minutes_ms, "hours": retention.hours_ms}
     return now_ms - keep.get(table, retention.days_ms)
+
+
+# -- the alerts' outbox and silences -------------------------------------------
+
+_ALERT = "key, channel, created_ms, state, attempts, next_ms, updated_ms, body, answer"
+ADD_ALERT = (
+    f"INSERT INTO alerts ({_ALERT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+)
+MARK_ALERT = (
+    "UPDATE alerts SET state = ?, attempts = ?, next_ms = ?, updated_ms = ?, answer = ? "
+    "WHERE key = ?"
+)
+OPEN_ALERTS = (
+    f"SELECT {_ALERT} FROM alerts WHERE state IN ('pending', 'retrying') ORDER BY created_ms"
+)
+ALERT_LOG = f"SELECT {_ALERT} FROM alerts ORDER BY updated_ms DESC, key LIMIT ?"
+# Finished alerts older than the bound go (the log keeps what [history] keeps of days).
+PRUNE_ALERTS = "DELETE FROM alerts WHERE state IN ('sent', 'failed', 'held') AND updated_ms < ?"
+ADD_SILENCE = (
+    "INSERT INTO silences (id, services, until_ms, comment, created_ms) VALUES (?, ?, ?, ?, ?)"
+)
+REMOVE_SILENCE = "DELETE FROM silences WHERE id = ?"
+SILENCES = (
+    "SELECT id, services, until_ms, comment, created_ms FROM silences "
+    "WHERE until_ms > ? ORDER BY until_ms"
+)
+
+
+def alert_row(row: AlertRow) -> Row:
+    return (
+        row.key, row.channel, row.created_ms, row.state, row.attempts, row.next_ms,
+        row.updated_ms, row.body, row.answer,
+    )  # fmt: skip
+
+
+def mark_row(row: AlertRow) -> Row:
+    return (row.state, row.attempts, row.next_ms, row.updated_ms, row.answer, row.key)
+
+
+def silence_row(silence: Silence) -> Row:
+    return (
+        silence.id, json.dumps(list(silence.services)), silence.until_ms, silence.comment,
+        silence.created_ms,
+    )  # fmt: skip
+
+
+def read_alert(values: Sequence[object]) -> AlertRow:
+    key, channel, created, state, attempts, next_ms, updated, body, answer = values
+    return AlertRow(
+        str(key), str(channel), int(created), str(state), int(attempts), int(next_ms),  # type: ignore[call-overload]
+        int(updated), str(body), None if answer is None else str(answer),  # type: ignore[call-overload]
+    )  # fmt: skip
+
+
+def read_silence(values: Sequence[object]) -> Silence:
+    id_, services, until, comment, created = values
+    return Silence(
+        str(id_), tuple(json.loads(str(services))), int(until),  # type: ignore[call-overload]
+        None if comment is None else str(comment), int(created),  # type: ignore[call-overload]
+    )  # fmt: skip

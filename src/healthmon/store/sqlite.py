@@ -23,11 +23,13 @@ from healthmon.store.base import (
     GAP_REASON,
     HOUR_MS,
     MINUTE_MS,
+    AlertRow,
     Batch,
     Bucket,
     Grain,
     Period,
     Retention,
+    Silence,
     StoreError,
     StoreUnusable,
     Totals,
@@ -361,6 +363,62 @@ class SqliteStore:
             return [Period(*row) for row in self._reader().execute(schema.changes(), (limit,))]
 
         return await self._run(self._read_pool, read)
+
+    # -- alerts ----------------------------------------------------------------
+
+    def _commit(self, sql: str, rows: Sequence[schema.Row]) -> int:
+        db = self._writer()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            changed = db.executemany(sql, rows).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        return changed
+
+    async def add_alerts(self, rows: Sequence[AlertRow]) -> None:
+        values = [schema.alert_row(r) for r in rows]
+        await self._run(self._write_pool, lambda: self._commit(schema.ADD_ALERT, values))
+
+    async def mark_alert(self, row: AlertRow) -> None:
+        values = [schema.mark_row(row)]
+        await self._run(self._write_pool, lambda: self._commit(schema.MARK_ALERT, values))
+
+    async def open_alerts(self) -> list[AlertRow]:
+        def read() -> list[AlertRow]:
+            return [schema.read_alert(r) for r in self._writer().execute(schema.OPEN_ALERTS)]
+
+        return await self._run(self._write_pool, read)
+
+    async def alert_log(self, limit: int, prune_before: int) -> list[AlertRow]:
+        await self._run(
+            self._write_pool, lambda: self._commit(schema.PRUNE_ALERTS, [(prune_before,)])
+        )
+
+        def read() -> list[AlertRow]:
+            rows = self._writer().execute(schema.ALERT_LOG, (limit,))
+            return [schema.read_alert(r) for r in rows]
+
+        return await self._run(self._write_pool, read)
+
+    async def add_silence(self, silence: Silence) -> None:
+        values = [schema.silence_row(silence)]
+        await self._run(self._write_pool, lambda: self._commit(schema.ADD_SILENCE, values))
+
+    async def remove_silence(self, silence_id: str) -> bool:
+        gone = await self._run(
+            self._write_pool, lambda: self._commit(schema.REMOVE_SILENCE, [(silence_id,)])
+        )
+        return gone > 0
+
+    async def silences(self, now_ms: int) -> list[Silence]:
+        def read() -> list[Silence]:
+            rows = self._writer().execute(schema.SILENCES, (now_ms,))
+            return [schema.read_silence(r) for r in rows]
+
+        return await self._run(self._write_pool, read)
 
 
 def _meta(db: sqlite3.Connection, key: str) -> int | None:
