@@ -2,8 +2,8 @@
 
 They live beside the alerts package rather than in ``config.py`` so the alert
 feature is one folder; ``config.py`` only names the three tables and checks
-what crosses them (a rule's channel must exist). Durations and ``${VAR}``
-secrets use the same parsers as the rest of the file.
+what crosses them (a rule's channel must exist). Durations, URLs and
+``${VAR}`` secrets are ``healthmon.fields`` types, as in every other table.
 """
 
 from __future__ import annotations
@@ -16,58 +16,31 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    SecretStr,
     model_validator,
 )
 
-
-# ``config.py`` names these tables, so this module cannot import it at load
-# time: its parsers are looked up when a value is validated.
-def _expand_env(value: object) -> object:
-    from healthmon import config
-
-    return config._expand_env(value)
-
-
-def _duration(value: object) -> int:
-    from healthmon import config
-
-    return config._duration(value)
-
-
-def _http_url(value: str) -> str:
-    from healthmon import config
-
-    return config._http_url(value)
-
-
-def _header_name(value: str) -> str:
-    from healthmon import config
-
-    return config._header_name(value)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from healthmon.fields import (
+    Duration,
+    HeaderName,
+    HeaderValue,
+    HttpUrl,
+    Section,
+    duration,
+    expand_env,
+)
 
 
 def _duration_or_zero(value: object) -> int:
     """A duration, or 0 (off)."""
-    return 0 if value in (0, "0") and not isinstance(value, bool) else _duration(value)
+    return 0 if value in (0, "0") and not isinstance(value, bool) else duration(value)
 
 
-Duration = Annotated[int, BeforeValidator(_duration)]
 DurationOrZero = Annotated[int, BeforeValidator(_duration_or_zero)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-HeaderName = Annotated[str, AfterValidator(_header_name)]
-HeaderValue = Annotated[SecretStr, BeforeValidator(_expand_env)]
 Change = Literal["down", "degraded", "unknown", "recovered"]
-Secret = Annotated[SecretStr, BeforeValidator(_expand_env)]
-Text = Annotated[str, BeforeValidator(_expand_env)]
+Secret = HeaderValue  # the same rule: ${VAR} from the environment, never shown
+Text = Annotated[str, BeforeValidator(expand_env)]
 ChannelName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
@@ -93,7 +66,7 @@ TimeZone = Annotated[str, AfterValidator(_timezone)]
 Cron = Annotated[str, AfterValidator(_cron)]
 
 
-class ChannelSettings(_Section):
+class ChannelSettings(Section):
     """Where alerts go: one webhook, one mailbox, or Apprise URLs."""
 
     name: ChannelName
@@ -137,12 +110,12 @@ class ChannelSettings(_Section):
         return self.port or {"plain": 25, "starttls": 587, "tls": 465}[self.security]
 
 
-class Escalation(_Section):
+class Escalation(Section):
     after: Duration
     channels: tuple[ChannelName, ...] = Field(min_length=1)
 
 
-class Selector(_Section):
+class Selector(Section):
     """Which services a rule (or a window) covers: names or globs, groups, tags."""
 
     services: tuple[str, ...] = ()
@@ -170,7 +143,7 @@ class AlertRule(Selector):
     description: str | None = None
 
 
-class AlertSettings(_Section):
+class AlertSettings(Section):
     """``[alerts]``: the defaults every rule starts from, and the rules."""
 
     channels: tuple[ChannelName, ...] = ()

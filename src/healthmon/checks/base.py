@@ -12,7 +12,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
-from healthmon.config import Kind, Method, MonitorSettings, ServiceSettings
+from healthmon.config import MonitorSettings, ServiceSettings
+from healthmon.fields import Kind, Method
 from healthmon.health import Verdict
 from healthmon.models import CheckResult, Status, now_ms
 
