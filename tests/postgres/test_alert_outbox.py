@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from healthmon.store import HistoryStore
-from healthmon.store.base import AlertRow, Silence
+from healthmon.store.base import ALERT_LOG_KEEP_MS, DAY_MS, AlertRow, Batch, Retention, Silence
 from healthmon.store.postgres import PostgresStore
 from healthmon.store.sqlite import SqliteStore
 
@@ -60,6 +60,11 @@ async def check_outbox(store: HistoryStore) -> None:
     assert [r.key for r in log] == ["b", "c", "a"]
     # Finished messages past the log's keep go; open ones stay whatever their age.
     assert [r.key for r in await store.alert_log(10, 6_000)] == ["c", "a"]
+    # Reading deletes nothing; the writer's prune does, once they are older than the keep.
+    assert [r.key for r in await store.alert_log(10, 0)] == ["b", "c", "a"]
+    later = 5_000 + ALERT_LOG_KEEP_MS + 1
+    await store.write(Batch("w", 1, later), Retention(2 * DAY_MS, 90 * DAY_MS, 400 * DAY_MS))
+    assert [r.key for r in await store.alert_log(10, 0)] == ["c", "a"]
 
 
 async def check_silences(store: HistoryStore) -> None:

@@ -29,8 +29,8 @@ class Outbox(Protocol):
     async def open(self) -> list[AlertRow]:
         """Messages not finished, oldest first."""
 
-    async def log(self, limit: int, prune_before: int) -> list[AlertRow]:
-        """The latest messages, newest first."""
+    async def log(self, limit: int, since: int) -> list[AlertRow]:
+        """The latest messages, newest first: open ones, and finished ones since ``since``."""
 
 
 class MemoryOutbox:
@@ -50,11 +50,10 @@ class MemoryOutbox:
         rows = [r for r in self._rows.values() if r.state in OPEN_STATES]
         return sorted(rows, key=lambda r: r.created_ms)
 
-    async def log(self, limit: int, prune_before: int) -> list[AlertRow]:
+    async def log(self, limit: int, since: int) -> list[AlertRow]:
+        # Memory has no writer's prune: what is older than the log goes here.
         for key in [
-            k
-            for k, r in self._rows.items()
-            if r.state not in OPEN_STATES and r.updated_ms < prune_before
+            k for k, r in self._rows.items() if r.state not in OPEN_STATES and r.updated_ms < since
         ]:
             del self._rows[key]
         rows = sorted(self._rows.values(), key=lambda r: (-r.updated_ms, r.key))
@@ -109,12 +108,12 @@ class StoreOutbox:
             self.archive.failed(exc.kind, str(exc))
             return await self._memory.open()
 
-    async def log(self, limit: int, prune_before: int) -> list[AlertRow]:
+    async def log(self, limit: int, since: int) -> list[AlertRow]:
         store = self.archive.store
         if store is None:
-            return await self._memory.log(limit, prune_before)
+            return await self._memory.log(limit, since)
         try:
-            return await store.alert_log(limit, prune_before)
+            return await store.alert_log(limit, since)
         except StoreError as exc:
             self.archive.failed(exc.kind, str(exc))
-            return await self._memory.log(limit, prune_before)
+            return await self._memory.log(limit, since)

@@ -32,7 +32,7 @@ from healthmon.config import Settings
 from healthmon.keys import ARCHIVE, CONFIG, METRICS, PROCESS_ROLES, RECORDER
 from healthmon.models import CheckResult, Status, StatusUpdate, now_ms
 from healthmon.status import stale_after_ms
-from healthmon.store.base import AlertRow, Silence
+from healthmon.store.base import ALERT_LOG_KEEP_MS, AlertRow, Silence
 from healthmon.supervise import supervise
 
 log = structlog.get_logger(__name__)
@@ -43,8 +43,8 @@ HELD_CHANNEL = "-"
 REFRESH_S = 1.0
 # How much of the alert log a new leader reads to learn what was announced.
 RESTORE_ROWS = 2_000
-# The alert log keeps finished messages this long.
-LOG_KEEP_MS = 30 * 86_400_000
+# The alert log keeps finished messages this long (the store prunes them hourly).
+LOG_KEEP_MS = ALERT_LOG_KEEP_MS
 
 
 def service_infos(settings: Settings) -> list[ServiceInfo]:

@@ -26,6 +26,8 @@ from typing import Literal, Protocol
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
+# The alert log keeps finished messages this long (the hourly prune removes older ones).
+ALERT_LOG_KEEP_MS = 30 * DAY_MS
 
 Grain = Literal["minute", "hour", "day"]
 GRAIN_MS: dict[Grain, int] = {"minute": MINUTE_MS, "hour": HOUR_MS, "day": DAY_MS}
@@ -292,8 +294,9 @@ class HistoryStore(Protocol):
     async def open_alerts(self) -> list[AlertRow]:
         """Messages not yet sent nor given up, oldest first: what a new deliverer resumes."""
 
-    async def alert_log(self, limit: int, prune_before: int) -> list[AlertRow]:
-        """The latest messages, newest first; finished ones before ``prune_before`` go."""
+    async def alert_log(self, limit: int, since: int) -> list[AlertRow]:
+        """The latest messages, newest first: open ones, and finished ones updated since
+        ``since``. A read only: old rows go with the writer's hourly prune."""
 
     async def add_silence(self, silence: Silence) -> None: ...
 

@@ -530,9 +530,8 @@ class PostgresStore:
     async def open_alerts(self) -> list[AlertRow]:
         return [schema.read_alert(r) for r in await self._fetch(schema.OPEN_ALERTS)]
 
-    async def alert_log(self, limit: int, prune_before: int) -> list[AlertRow]:
-        await self._execute(schema.PRUNE_ALERTS, [(prune_before,)])
-        rows = await self._fetch(schema.numbered(schema.ALERT_LOG), limit)
+    async def alert_log(self, limit: int, since: int) -> list[AlertRow]:
+        rows = await self._fetch(schema.numbered(schema.ALERT_LOG), since, limit)
         return [schema.read_alert(r) for r in rows]
 
     async def add_silence(self, silence: Silence) -> None:

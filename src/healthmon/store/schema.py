@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from healthmon.store.base import (
+    ALERT_LOG_KEEP_MS,
     GRAIN_MS,
     VALUE_COLUMNS,
     AlertRow,
@@ -234,6 +235,7 @@ def prune() -> list[tuple[str, str]]:
     every = "service_id IN (SELECT id FROM services) AND start_ms < ?"
     out = [(t, f"DELETE FROM {t} WHERE {every}") for t in TABLES.values()]
     out.append(("periods", f"DELETE FROM periods WHERE {every} AND end_ms < ?"))
+    out.append(("alerts", PRUNE_ALERTS))
     return out
 
 
@@ -287,7 +289,11 @@ def late_rows(rows: list[Row], rolled: int, grain: Grain) -> list[Row]:
 
 def prune_before(table: str, now_ms: int, retention: Retention) -> int:
     """Rows of ``table`` starting (periods: ending) before this are past their retention."""
-    keep = {"minutes": retention.minutes_ms, "hours": retention.hours_ms}
+    keep = {
+        "minutes": retention.minutes_ms,
+        "hours": retention.hours_ms,
+        "alerts": ALERT_LOG_KEEP_MS,
+    }
     return now_ms - keep.get(table, retention.days_ms)
 
 
@@ -304,8 +310,11 @@ MARK_ALERT = (
 OPEN_ALERTS = (
     f"SELECT {_ALERT} FROM alerts WHERE state IN ('pending', 'retrying') ORDER BY created_ms"
 )
-ALERT_LOG = f"SELECT {_ALERT} FROM alerts ORDER BY updated_ms DESC, key LIMIT ?"
-# Finished alerts older than the bound go (the log keeps what [history] keeps of days).
+ALERT_LOG = (
+    f"SELECT {_ALERT} FROM alerts WHERE state IN ('pending', 'retrying') OR updated_ms >= ? "
+    "ORDER BY updated_ms DESC, key LIMIT ?"
+)
+# Finished alerts older than the bound go (with the hourly prune: ``prune``).
 PRUNE_ALERTS = "DELETE FROM alerts WHERE state IN ('sent', 'failed', 'held') AND updated_ms < ?"
 ADD_SILENCE = (
     "INSERT INTO silences (id, services, until_ms, comment, created_ms) VALUES (?, ?, ?, ?, ?)"

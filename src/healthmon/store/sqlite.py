@@ -392,13 +392,9 @@ class SqliteStore:
 
         return await self._run(self._write_pool, read)
 
-    async def alert_log(self, limit: int, prune_before: int) -> list[AlertRow]:
-        await self._run(
-            self._write_pool, lambda: self._commit(schema.PRUNE_ALERTS, [(prune_before,)])
-        )
-
+    async def alert_log(self, limit: int, since: int) -> list[AlertRow]:
         def read() -> list[AlertRow]:
-            rows = self._writer().execute(schema.ALERT_LOG, (limit,))
+            rows = self._writer().execute(schema.ALERT_LOG, (since, limit))
             return [schema.read_alert(r) for r in rows]
 
         return await self._run(self._write_pool, read)
