@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 from healthmon.alerts.rules import Engine, Message, Policy, ServiceInfo
@@ -130,13 +130,21 @@ timed = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+# No explain phase: its tracer makes each of the 3,000 ticks of an example slow enough to
+# turn a found failure into a timeout.
+@settings(max_examples=150, deadline=None, phases=[p for p in Phase if p is not Phase.explain])
 @given(
     events=timed,
     rate=st.one_of(st.none(), st.integers(1, 3)),
     digest=st.sampled_from([0, 500, 3_000]),
     for_ms=st.sampled_from([0, 1_000, 10_000]),
 )
+# Found in CI: a dependent that flapped inside one digest was folded under its root's later
+# down, so its down came after its recovery, or it was listed as affected while up.
+@example(events=[(0, "a", DOWN), (0, "b", DOWN), (1, "b", UP), (101, "b", DOWN)],
+         rate=None, digest=500, for_ms=0)  # fmt: skip
+@example(events=[(0, "b", DOWN), (1, "b", UP), (101, "a", DOWN)],
+         rate=None, digest=500, for_ms=0)  # fmt: skip
 def test_properties(
     events: list[tuple[int, str, Status]], rate: int | None, digest: int, for_ms: int
 ) -> None:

@@ -113,7 +113,28 @@ class StoreOutbox:
         if store is None:
             return await self._memory.log(limit, since)
         try:
-            return await store.alert_log(limit, since)
+            rows = await store.alert_log(limit, since)
         except StoreError as exc:
             self.archive.failed(exc.kind, str(exc))
             return await self._memory.log(limit, since)
+        if not self._unstored:
+            return rows
+        # Messages kept while the store was opening are not in it until they are written:
+        # the log shows them all the same, as they stand now.
+        found = {r.key: r for r in rows}
+        found.update(self._unstored)
+        return sorted(found.values(), key=lambda r: (-r.updated_ms, r.key))[:limit]
+
+    async def store_unstored(self) -> None:
+        """Once the store opens, write what was kept in memory meanwhile (at the first
+        message or mark after it otherwise)."""
+        await self.archive.opened.wait()
+        store = self.archive.store
+        if store is None or not self._unstored:
+            return
+        try:
+            await store.add_alerts(list(self._unstored.values()))
+        except StoreError as exc:
+            self.archive.failed(exc.kind, str(exc))
+            return
+        self._unstored.clear()

@@ -352,6 +352,10 @@ class Engine:
     def _fold(self, items: Sequence[Item]) -> list[Item]:
         """Each service down because of another is listed under it, not said alone."""
         by_service = {(i.service, i.kind == "recovered"): n for n, i in enumerate(items)}
+        # A service that flapped within the digest keeps its items, in order: folded under
+        # its root, one of them would move ahead of the others (a down said after its
+        # recovery), or list it as affected when it is up again.
+        said = collections.Counter(i.service for i in items)
         out: list[Item | None] = list(items)
         for index, item in enumerate(items):
             if item.kind not in ("down", "recovered"):
@@ -363,7 +367,7 @@ class Engine:
                 continue
             host = by_service.get((cause, recovered))
             host_item = out[host] if host is not None else None
-            if host is not None and host_item is not None:
+            if said[item.service] == 1 and host is not None and host_item is not None:
                 out[host] = replace(host_item, affected=(*host_item.affected, item.service))
                 out[index] = None
             else:

@@ -226,6 +226,9 @@ async def alerts_context(app: web.Application) -> AsyncIterator[None]:
     app[OUTBOX] = outbox
     app[SILENCES] = Silences(archive)
     tasks: list[asyncio.Task[None]] = []
+    if isinstance(outbox, StoreOutbox):
+        # One write when the store opens (a task that returns is no crash: not supervised).
+        tasks.append(asyncio.create_task(outbox.store_unstored(), name="alerts.outbox"))
     if "monitor" in app[PROCESS_ROLES]:
         recorder = app.get(RECORDER)
 
