@@ -166,17 +166,11 @@ class Runner:
                     ),
                 )
             )
+        if "alerts_hang" in self.scenarios:
             steps.append(
                 (
                     "alerts, a channel hanging",
-                    hang_figures(
-                        session,
-                        loop,
-                        plan.history_scale_services,
-                        plan.scale_window_s,
-                        plan.services_per_port,
-                        self.workdir,
-                    ),
+                    hang_figures(session, loop, plan, self.workdir, self._rng("alerts_hang")),
                 )
             )
         if "convergence" in self.scenarios:

@@ -18,6 +18,7 @@ SCENARIOS = (
     "status_badges",
     "status_live",
     "alerts",
+    "alerts_hang",
 )
 
 
@@ -69,6 +70,14 @@ class Plan:
     status_live_rounds: int
     # Alerts (bench.alerts): kill -9 → webhook rounds (the storm runs a quarter as many).
     alert_rounds: int
+    # A hanging channel: lateness at this many services (windows this long),
+    # and one change reaching this many clients (blocks of this many down/up
+    # rounds); this many answering/hanging pairs of each.
+    hang_services: int
+    hang_window_s: float
+    hang_fanout_size: int
+    hang_fanout_rounds: int
+    hang_pairs: int
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -106,6 +115,11 @@ QUICK = Plan(
     status_live_size=2000,
     status_live_rounds=6,
     alert_rounds=12,
+    hang_services=1000,
+    hang_window_s=2.5,
+    hang_fanout_size=1000,
+    hang_fanout_rounds=4,
+    hang_pairs=6,
 )
 
 FULL = Plan(
@@ -140,4 +154,9 @@ FULL = Plan(
     status_live_size=2000,
     status_live_rounds=30,
     alert_rounds=40,
+    hang_services=2000,
+    hang_window_s=3,
+    hang_fanout_size=5000,
+    hang_fanout_rounds=5,
+    hang_pairs=20,
 )

@@ -99,14 +99,14 @@ async def mock_farm(listeners: int) -> AsyncIterator[tuple[asyncio.subprocess.Pr
         env=child_env(),
     )
     try:
-        ports = (await _ask(process, None))["ports"]
+        ports = (await ask_farm(process, None))["ports"]
         assert isinstance(ports, list)
         yield process, ports
     finally:
         await stop_process(process)
 
 
-async def _ask(process: asyncio.subprocess.Process, command: bytes | None) -> dict[str, object]:
+async def ask_farm(process: asyncio.subprocess.Process, command: bytes | None) -> dict[str, object]:
     assert process.stdin is not None
     assert process.stdout is not None
     if command is not None:
@@ -117,6 +117,16 @@ async def _ask(process: asyncio.subprocess.Process, command: bytes | None) -> di
         raise BenchError("the mock farm exited early")
     message: dict[str, object] = json.loads(line)
     return message
+
+
+async def window_lateness(farm: asyncio.subprocess.Process, interval_s: float) -> list[float]:
+    """Every check's lateness (ms) since the farm's last ``reset``."""
+    arrivals = (await ask_farm(farm, b"report"))["arrivals"]
+    assert isinstance(arrivals, dict)
+    late: list[float] = []
+    for times in arrivals.values():
+        late += lateness_ms(times, interval_s)[0]
+    return late
 
 
 def lateness_ms(arrivals: Sequence[float], interval_s: float) -> tuple[list[float], list[float]]:
@@ -163,11 +173,11 @@ async def trial(
                 except BenchError:
                     settled = False
                 await asyncio.sleep(WARMUP_S)
-                await _tell(farm, b"reset")
+                await tell_farm(farm, b"reset")
                 cpu_before = cpu_seconds(server.pid)
                 await asyncio.sleep(window_s)
                 cpu_percent = (cpu_seconds(server.pid) - cpu_before) / window_s * 100
-                arrivals = (await _ask(farm, b"report"))["arrivals"]
+                arrivals = (await ask_farm(farm, b"report"))["arrivals"]
                 false_downs = sum(1 for u in watcher.updates if not u.up)
     assert isinstance(arrivals, dict)
     interval_s = spec.interval_ms / 1000
@@ -190,7 +200,7 @@ async def trial(
     )
 
 
-async def _tell(process: asyncio.subprocess.Process, command: bytes) -> None:
+async def tell_farm(process: asyncio.subprocess.Process, command: bytes) -> None:
     assert process.stdin is not None
     process.stdin.write(command + b"\n")
     await process.stdin.drain()

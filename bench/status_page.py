@@ -26,7 +26,7 @@ import aiohttp
 
 from bench.fanout import client_processes, switch_rounds, worst_per_broadcast
 from bench.figures import Figure
-from bench.scale import REPORT_LIMIT, _ask, _tell, lateness_ms, mock_farm
+from bench.scale import REPORT_LIMIT, mock_farm, tell_farm, window_lateness
 from bench.server import (
     KNOWN,
     REPO,
@@ -62,15 +62,6 @@ def badge_paths(names: list[str]) -> list[str]:
         for tail in ("status", "uptime/24h", "uptime/30d", "latency/24h"):
             paths += [f"/badge/{name}/{tail}.svg", f"/badge/{name}/{tail}.json"]
     return [*paths, "/badge/@all/status.svg", "/badge/@all/status.json"]
-
-
-async def _lateness(farm: asyncio.subprocess.Process, interval_s: float) -> list[float]:
-    arrivals = (await _ask(farm, b"report"))["arrivals"]
-    assert isinstance(arrivals, dict)
-    late: list[float] = []
-    for times in arrivals.values():
-        late += lateness_ms(times, interval_s)[0]
-    return late
 
 
 async def _load(port: int, paths: list[str], seconds: float) -> dict[str, Any]:
@@ -120,12 +111,12 @@ async def badge_figures(
             await wait_ready(session, server)
             await wait_until(session, spec, statuses=KNOWN)
             await asyncio.sleep(WARMUP_S)
-            await _tell(farm, b"reset")
+            await tell_farm(farm, b"reset")
             await asyncio.sleep(window_s)
-            quiet = await _lateness(farm, interval_s)
-            await _tell(farm, b"reset")
+            quiet = await window_lateness(farm, interval_s)
+            await tell_farm(farm, b"reset")
             load = await _load(public, badge_paths([f"s{i}" for i in range(10)]), window_s)
-            loaded = await _lateness(farm, interval_s)
+            loaded = await window_lateness(farm, interval_s)
     rate = load["requests"] / load["seconds"]
     latency = summarize(load["latencies_ms"])
     quiet_s, loaded_s = summarize(quiet), summarize(loaded)
