@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from healthmon.config import Loc, key_line
+from healthmon.toml_lines import Loc, key_line
 
 # Text that looks like a key, a table or a comment's end, where none of them is.
 DECOYS = ["port = 1", "[monitor]", "[[services]]", "# x", "] }", 'a = "b"', "'''", '\\"']
