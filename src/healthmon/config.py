@@ -453,7 +453,21 @@ class Settings(BaseSettings):
         return self
 
     def service(self, name: str) -> ServiceSettings | None:
-        return next((s for s in self.services if s.name == name), None)
+        return _by_name(self.services).get(name)
+
+
+# The services tuple → its services by name. Keyed by the tuple itself, not
+# cached on Settings: model_copy(update={"services": ...}) would copy a stale one.
+_INDEXES: dict[int, tuple[tuple[ServiceSettings, ...], dict[str, ServiceSettings]]] = {}
+
+
+def _by_name(services: tuple[ServiceSettings, ...]) -> dict[str, ServiceSettings]:
+    held = _INDEXES.get(id(services))
+    if held is None or held[0] is not services:
+        if len(_INDEXES) >= 8:
+            _INDEXES.clear()
+        held = _INDEXES[id(services)] = (services, {s.name: s for s in services})
+    return held[1]
 
 
 @dataclass

@@ -255,8 +255,10 @@ def alert_fields(app: web.Application, name: str) -> Mapping[str, object]:
     if silences is None:
         return {"maintenance": None}
     settings = app[CONFIG].settings
+    if not (settings.maintenance or silences.cached):
+        return {"maintenance": None}
     service = settings.service(name)
-    if service is None or not (settings.maintenance or silences.cached):
+    if service is None:
         return {"maintenance": None}
     mute = Maintenance(settings.maintenance)
     mute.silences = silences.cached
