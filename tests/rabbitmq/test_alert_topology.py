@@ -1,13 +1,15 @@
-"""Who delivers in the split topology: two monitors sharing a SQLite store on RabbitMQ.
+"""Who delivers in the split topology: two monitors and two ws processes sharing a
+SQLite store on RabbitMQ.
 
-Only the monitor holding the store's writer lead delivers, so one change is
-one webhook; when that monitor is killed (kill -9) mid-delivery, the other
+A ws process never delivers; only the monitor holding the store's writer lead
+does, so one change is one webhook; when that monitor is killed (kill -9) mid-delivery, the other
 takes the lead and sends the message again with the same key, and does not
 announce the down a second time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -60,11 +62,12 @@ async def alert_log(topology: Topology, base: str) -> Any:
 async def test_one_change_one_delivery_and_a_killed_deliverer_is_replaced(
     topology: Topology, sink: Sink
 ) -> None:
-    """Two monitors, one change: one message; kill -9 the sender mid-send, the other sends it
-    again with the same key; the recovery is then told once."""
+    """Two monitors and two ws processes, one change: one message; kill -9 the sender
+    mid-send, the other sends it again with the same key; the recovery is then told once,
+    and both ws processes show the same alert log."""
     await topology.mocks()
     monitors = [await topology.monitor(0).start(), await topology.monitor(1).start()]
-    ws = await topology.ws().start()
+    ws, ws2 = await asyncio.gather(topology.ws().start(), topology.ws().start())
     writer = await poll(lambda: found(writer_of(monitors)), lambda w: w is not None)
     await topology.set_mode("billing", "down")
     first = await sink.next(within=20)
@@ -91,6 +94,13 @@ async def test_one_change_one_delivery_and_a_killed_deliverer_is_replaced(
         lambda: alert_log(topology, ws.base),
         lambda b: [a["state"] for a in b["alerts"]] == ["sent", "sent"],
     )
+    both = await poll(
+        lambda: alert_log(topology, ws2.base),
+        lambda b: [a["state"] for a in b["alerts"]] == ["sent", "sent"],
+    )
+    assert [a["key"] for a in both["alerts"]] == [
+        a["key"] for a in (await alert_log(topology, ws.base))["alerts"]
+    ]
     kinds = [a["kind"] for r in sink.received for a in r.json["alerts"]]
     assert kinds.count("down") == 2  # one message, sent twice with one key
     assert len({r.headers["Idempotency-Key"] for r in sink.received}) == 2
