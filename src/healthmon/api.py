@@ -185,6 +185,7 @@ def services_document(app: web.Application) -> dict[str, Any]:
     mocks = app.get(MOCKS, {})
     details = board.details()
     mute = current_mute(app)
+    now = now_ms()  # one moment for every service's mark
     services = []
     for service in settings.services:
         mock = mocks.get(service.name)
@@ -196,7 +197,7 @@ def services_document(app: web.Application) -> dict[str, Any]:
                 "depends_on": list(service.depends_on),
                 **_UNSEEN,
                 **details.get(service.name, {}),
-                **alert_fields(app, service.name, mute),
+                **alert_fields(app, service.name, mute, now),
             }
         )
     monitor = app.get(MONITOR)
@@ -213,7 +214,7 @@ def services_document(app: web.Application) -> dict[str, Any]:
         "history": board.history_state,
         "log": board.recent_changes(),
         # When a maintenance mark may next change: the page asks again then.
-        "maintenance_next_ms": maintenance_next_ms(mute),
+        "maintenance_next_ms": maintenance_next_ms(mute, now),
         "interval_ms": settings.monitor.interval_ms,
         "timeout_ms": settings.monitor.timeout_ms,
         "monitor": {

@@ -94,6 +94,9 @@ async def test_silences_api_holds_alerts_and_shows_on_services() -> None:
             shown = await system.get("/api/services")
             auth = next(s for s in shown["services"] if s["name"] == "auth")
             assert auth["maintenance"] == "silenced: deploy"
+            # Until when, and when the page should look again: the silence's end.
+            assert auth["maintenance_until_ms"] == silence["until_ms"]
+            assert shown["maintenance_next_ms"] == silence["until_ms"]
             await system.set_mode("auth", "down")
             await system.set_mode("billing", "down")
             got = await sink.next()

@@ -154,24 +154,46 @@ class Maintenance:
     def __init__(self, windows: Sequence[MaintenanceWindow] = ()) -> None:
         self.windows = tuple(windows)
         self.silences: tuple[Silence, ...] = ()
+        # The ends of the windows active at ``_ends_at`` (by window), for ``hold``.
+        self._ends_at = -1
+        self._ends: dict[int, int | None] = {}
 
-    def reason(self, service: ServiceInfo, now: int) -> str | None:
-        hold = self.hold(service, now)
-        return hold[0] if hold is not None else None
-
-    def hold(self, service: ServiceInfo, now: int) -> tuple[str, int | None] | None:
-        """Why ``service``'s alerts are held at ``now``, and until when (None: not known)."""
+    def _holder(self, service: ServiceInfo, now: int) -> MaintenanceWindow | Silence | None:
         for window in self.windows:
             if window.covers(service.name, service.group, service.tags) and window_active(
                 window, now
             ):
-                return f"maintenance: {window.description or 'window'}", next_boundary(window, now)
+                return window
         for silence in self.silences:
             if silence.until_ms > now and any(
                 fnmatch.fnmatchcase(service.name, p) for p in silence.services
             ):
-                return f"silenced: {silence.comment or silence.id}", silence.until_ms
+                return silence
         return None
+
+    @staticmethod
+    def _why(holder: MaintenanceWindow | Silence) -> str:
+        if isinstance(holder, Silence):
+            return f"silenced: {holder.comment or holder.id}"
+        return f"maintenance: {holder.description or 'window'}"
+
+    def reason(self, service: ServiceInfo, now: int) -> str | None:
+        holder = self._holder(service, now)
+        return self._why(holder) if holder is not None else None
+
+    def hold(self, service: ServiceInfo, now: int) -> tuple[str, int | None] | None:
+        """Why ``service``'s alerts are held at ``now``, and until when (None: not known)."""
+        holder = self._holder(service, now)
+        if holder is None:
+            return None
+        if isinstance(holder, Silence):
+            return self._why(holder), holder.until_ms
+        # Windows are few and services many: each window's end is worked out once per moment.
+        if self._ends_at != now:
+            self._ends_at, self._ends = now, {}
+        if id(holder) not in self._ends:
+            self._ends[id(holder)] = next_boundary(holder, now)
+        return self._why(holder), self._ends[id(holder)]
 
     def next_change(self, now: int) -> int | None:
         """The next moment a window starts or ends or a silence ends (None: none known)."""

@@ -260,26 +260,26 @@ def current_mute(app: web.Application) -> Maintenance | None:
 
 
 def alert_fields(
-    app: web.Application, name: str, mute: Maintenance | None = None
+    app: web.Application, name: str, mute: Maintenance | None = None, now: int | None = None
 ) -> Mapping[str, object]:
-    """What ``/api/services`` says of a service's alerts: the window or silence holding
-    them, and until when."""
+    """What ``/api/services`` says of a service's alerts at ``now``: the window or silence
+    holding them, and until when."""
     mute = mute if mute is not None else current_mute(app)
     settings = app[CONFIG].settings
     service = settings.service(name)
     if mute is None or service is None or not (mute.windows or mute.silences):
         return {"maintenance": None, "maintenance_until_ms": None}
     info = ServiceInfo(name, service.depends_on, getattr(service, "group", None), service.tags)
-    hold = mute.hold(info, now_ms())
+    hold = mute.hold(info, now if now is not None else now_ms())
     return {
         "maintenance": hold[0] if hold else None,
         "maintenance_until_ms": hold[1] if hold else None,
     }
 
 
-def maintenance_next_ms(mute: Maintenance | None) -> int | None:
+def maintenance_next_ms(mute: Maintenance | None, now: int) -> int | None:
     """When a mark on the page may next change: a window's start or end, a silence's end."""
-    return mute.next_change(now_ms()) if mute is not None else None
+    return mute.next_change(now) if mute is not None else None
 
 
 def row_json(row: AlertRow) -> dict[str, object]:
