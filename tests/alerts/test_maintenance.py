@@ -206,3 +206,14 @@ def test_next_boundary_of_a_window_that_never_ends_is_none() -> None:
     """Starts every minute, each lasting an hour: no end within the starts it reads."""
     window = MaintenanceWindow.model_validate({"cron": "* * * * *", "duration": "1h"})
     assert next_boundary(window, ms("2026-12-04T10:00:00+00:00")) is None
+
+
+def test_next_boundary_of_a_window_ending_inside_a_millisecond() -> None:
+    """A one-off end at 10:00:00.000500 flips at the first whole millisecond after it."""
+    window = MaintenanceWindow.model_validate(
+        {"start": "2026-12-04T09:00:00Z", "end": "2026-12-04T10:00:00.000500Z"}
+    )
+    boundary = next_boundary(window, ms("2026-12-04T09:30:00+00:00"))
+    assert boundary == ms("2026-12-04T10:00:00+00:00") + 1
+    assert window_active(window, boundary - 1)
+    assert not window_active(window, boundary)

@@ -58,8 +58,14 @@ BOUNDARY_STARTS = 1_000
 _OFFSET_SPAN_MS = 26 * 3_600_000
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
 def _ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
+    """The first whole millisecond at or after ``moment`` (exact: no float rounding)."""
+    whole, rest = divmod(moment - _EPOCH, _ONE_MS)
+    return int(whole) + (1 if rest else 0)
 
 
 def _naive_ms(wall: datetime) -> int:
