@@ -48,8 +48,9 @@ def sink() -> Iterator[Sink]:
     loop.close()
 
 
-def alerts_toml(sink: Sink, window: str = "") -> str:
-    """History off, one webhook channel to the sink for every service, and ``window``."""
+def alerts_toml(sink: Sink, window: str = "", mode: str = "ok") -> str:
+    """History off, one webhook channel to the sink's ``mode`` for every service (a try
+    lasts at most 1 s), and ``window``."""
     return f"""
 [history]
 enabled = false
@@ -60,7 +61,8 @@ channels = ["hook"]
 [[channels]]
 name = "hook"
 kind = "webhook"
-url = "{sink.url("ok")}"
+url = "{sink.url(mode)}"
+timeout = "1s"
 {window}"""
 
 
@@ -250,3 +252,22 @@ def test_without_a_channel_the_log_says_what_to_add(
         expect(empty).to_contain_text("[[channels]]")
         expect(empty).to_contain_text("config.toml")
         expect(page.locator("#alert-log .alert-row")).to_have_count(0)
+
+
+def test_the_open_panel_follows_a_retry_to_sent_without_a_status_change(
+    new_tab: Callable[..., Tab], tmp_path: Path, sink: Sink
+) -> None:
+    """The receiver hangs on the first try: the open panel shows the alert not sent yet, then
+    (nothing else changing on the page) the same row as sent after the retry."""
+    with launch(tmp_path, alerts_toml(sink, mode="hangfirst")) as system:
+        tab = open_live(new_tab, system)
+        open_panel(tab)
+        page = tab.page
+        page.select_option('[data-control="mock:auth"]', "down")
+        row = page.locator("#alert-log .alert-row").filter(has_text="auth is down")
+        expect(row).to_have_count(1, timeout=5000)
+        expect(row).not_to_have_attribute("data-state", "sent")
+        key = row.get_attribute("data-key")
+        expect(row).to_have_attribute("data-state", "sent", timeout=15_000)
+        expect(row.locator(".alert-state")).to_have_text("✓ sent")
+        assert row.get_attribute("data-key") == key
