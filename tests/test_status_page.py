@@ -14,6 +14,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
+from healthmon.alerts.settings import MaintenanceWindow
 from healthmon.app import create_app
 from healthmon.config import ServiceSettings, StatusPageSettings, load_settings
 from healthmon.public.shared import PUBLIC
@@ -57,8 +59,11 @@ class Public:
 
 
 @contextlib.asynccontextmanager
-async def public_system(**page: Any) -> AsyncIterator[Public]:
-    """Four mocks plus the leaky "db", a status page showing ``page``'s choice, both listeners."""
+async def public_system(
+    maintenance: tuple[MaintenanceWindow, ...] = (), **page: Any
+) -> AsyncIterator[Public]:
+    """Four mocks plus the leaky "db", a status page showing ``page``'s choice, both listeners;
+    ``maintenance``: the configured windows."""
     leaky = web.Application()
     leaky.router.add_get("/health", leaky_health)
     leaky_port, public_port = free_ports(2)
@@ -74,6 +79,7 @@ async def public_system(**page: Any) -> AsyncIterator[Public]:
         update={
             "services": tuple(services),
             "status_page": StatusPageSettings.model_validate({"port": public_port, **page}),
+            "maintenance": maintenance,
         }
     )
     try:
@@ -261,6 +267,44 @@ async def test_reasons_are_shown_when_configured() -> None:
         _, _, document = await public.get("/status/live/api/services")
         db = next(s for s in json.loads(document)["services"] if s["name"] == "db")
         assert db["reason"] == f"HTTP 503: {SECRET}"
+
+
+async def test_a_service_in_a_maintenance_window_reads_under_maintenance() -> None:
+    """A window covering auth now: /status says "Under maintenance" on auth's row only, and the
+    public JSON says so; neither the window's description nor a silence reaches the public."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    window = MaintenanceWindow.model_validate(
+        {
+            "services": ["auth"],
+            "description": "swap db.internal.example disks",
+            "start": now - timedelta(hours=1),
+            "end": now + timedelta(hours=1),
+        }
+    )
+    async with public_system(maintenance=(window,)) as public:
+        status, silence = await public.system.post(
+            "/api/silences", {"services": ["billing"], "minutes": 30, "comment": "quiet deploy"}
+        )
+        assert status == 201, silence
+        _, _, page = await public.get("/status")
+        html = page.decode()
+        rows = {
+            name: html.split(f'data-service="{name}"', 1)[1].split("</li>\n", 1)[0]
+            for name in ("auth", "billing")
+        }
+        assert '<p class="under-maintenance" data-role="maintenance">' in rows["auth"]
+        assert "Under maintenance" in rows["auth"]
+        assert 'data-role="maintenance" hidden' in rows["billing"]
+        _, _, document = await public.get("/status/live/api/services")
+        shown = json.loads(document)
+        flags = {s["name"]: s["maintenance"] for s in shown["services"]}
+        assert flags["auth"] is True
+        assert flags["billing"] is False
+        assert shown["maintenance_next_ms"] == int((now + timedelta(hours=1)).timestamp() * 1000)
+        for body in (page, document):
+            assert b"db.internal" not in body
+            assert b"quiet deploy" not in body
+            assert b"swap" not in body
 
 
 async def test_status_page_is_complete_html_on_both_listeners() -> None:

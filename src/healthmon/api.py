@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from healthmon import reports
-from healthmon.alerts.service import alert_fields
+from healthmon.alerts.service import alert_fields, current_mute, maintenance_next_ms
 from healthmon.errors import StartupError
 from healthmon.hub import public_info
 from healthmon.keys import ARCHIVE, BOARD, CONFIG, HUB, MOCKS, MONITOR
@@ -184,6 +184,8 @@ def services_document(app: web.Application) -> dict[str, Any]:
     board = app[BOARD]
     mocks = app.get(MOCKS, {})
     details = board.details()
+    mute = current_mute(app)
+    now = now_ms()  # one moment for every service's mark
     services = []
     for service in settings.services:
         mock = mocks.get(service.name)
@@ -195,7 +197,7 @@ def services_document(app: web.Application) -> dict[str, Any]:
                 "depends_on": list(service.depends_on),
                 **_UNSEEN,
                 **details.get(service.name, {}),
-                **alert_fields(app, service.name),
+                **alert_fields(app, service.name, mute, now),
             }
         )
     monitor = app.get(MONITOR)
@@ -211,6 +213,8 @@ def services_document(app: web.Application) -> dict[str, Any]:
         "restart_needed": list(live.restart_needed),
         "history": board.history_state,
         "log": board.recent_changes(),
+        # When a maintenance mark may next change: the page asks again then.
+        "maintenance_next_ms": maintenance_next_ms(mute, now),
         "interval_ms": settings.monitor.interval_ms,
         "timeout_ms": settings.monitor.timeout_ms,
         "monitor": {

@@ -8,6 +8,7 @@ import { takeStored, takeUptime } from "./history.js";
 import { changed, noteSince, seedLog, store } from "./store.js";
 import { reloadOpenStored, setHistory } from "./stored.js";
 import { setConfigError, setConfigFile, setRestartNeeded } from "./config.js";
+import { applyHolds, setupAlerts } from "./alerts.js";
 
 const COMPONENTS = [["monitor", "Monitor"], ["ws", "WebSocket channel"], ["sse", "Server-Sent Events channel"]];
 let hm = null;
@@ -34,6 +35,7 @@ export function applyMeta(doc) {
   if ("history" in doc && setHistory(doc.history)) reloadOpenStored();
   seedLog(doc.log); // changes the server saw while this page was not listening
   applyControls(doc);
+  applyHolds(doc);
   changed();
 }
 
@@ -70,34 +72,41 @@ export function refreshControlsSoon() {
 
 export function controlsOpen() { return document.getElementById("controls").open; }
 
-function postJson(path, body) {
-  return fetch(path, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  }).then((res) => res.json().catch(() => ({})).then((json) => {
+function sendJson(path, body, method) {
+  const init = { method };
+  if (body !== null) {
+    init.headers = { "Content-Type": "application/json" };
+    init.body = JSON.stringify(body);
+  }
+  return fetch(path, init).then((res) => res.json().catch(() => ({})).then((json) => {
     if (!res.ok) throw new Error(json.error || "HTTP " + res.status);
     return json;
   }));
 }
 
-function runControl(el, path, body, label) {
+/** Send one control call, say how it went in the status line, then read the document
+    again; resolves to whether it worked. */
+function runControl(el, path, body, label, method = "POST") {
   const status = document.getElementById("control-status");
   el.setAttribute("data-busy", "true");
   el.disabled = true;
   status.setAttribute("data-state", "busy");
   status.textContent = label + " …";
-  return postJson(path, body).then(
+  return sendJson(path, body, method).then(
     () => {
       status.setAttribute("data-state", "ok");
       status.textContent = "✓ " + label + " at " + clock(Date.now()) + ".";
+      return true;
     },
     (err) => {
       status.setAttribute("data-state", "error");
       status.textContent = "✕ " + label + " failed: " + err.message;
+      return false;
     }
-  ).then(() => {
+  ).then((ok) => {
     el.removeAttribute("data-busy");
     el.disabled = false;
-    return refreshControls();
+    return refreshControls().then(() => ok);
   });
 }
 
@@ -158,7 +167,9 @@ export function setupControls(client, boot) {
   });
   showTheme(themeButton);
   document.getElementById("problems-first").addEventListener("change", renderOrder);
+  setupAlerts(runControl, refreshControls);
   applyControls(boot);
+  applyHolds(boot);
   // About once a minute: mocks, config error and the server's uptime.
   window.setInterval(refreshControls, 60000);
 }

@@ -6,6 +6,7 @@
 //   dialogs.js  data dialogs and forms       controls.js the control panel
 //   stored.js   stored history: its state, the dialogs' 90 days
 //   config.js   the config file, its error, keys waiting for a restart
+//   alerts.js   the alert log and silences in the panel, the cards' held marks
 //   favicon.js  the tab's icon: the worst state
 // No framework, no build step.
 
@@ -17,6 +18,7 @@ import { gateCard, mountService, renderCards, unmountService } from "./cards.js"
 import { renderLog } from "./log.js";
 import { forgetService, renderModals, wireService } from "./dialogs.js";
 import { controlsOpen, refreshControls, refreshControlsSoon, setupControls } from "./controls.js";
+import { refreshAlertsSoon } from "./alerts.js";
 import { reloadOpenStored, setHistory } from "./stored.js";
 import { setConfigError, setConfigFile, setRestartNeeded } from "./config.js";
 
@@ -86,6 +88,7 @@ hm.on("change", ({ name, previous, current }) => {
     announce(name + ": this page cannot check it itself (it does not allow this page's origin); showing its last known state.");
   }
   if (current.status !== previous.status) {
+    refreshAlertsSoon(); // an alert may follow (only while the panel is open)
     addChange(svc, current.since || Date.now(), current.status);
     // First knowledge (unknown → x) is not a change worth a log line.
     if (previous.status !== "unknown") {
@@ -128,7 +131,7 @@ hm.on("message", ({ message: msg, at }) => {
     // Only a first stored figure: one read before this change would undo
     // what the page has counted of it since (the next document corrects).
     if (!svc.stored) takeStored(svc, msg.data.uptime, at);
-    if (controlsOpen()) refreshControlsSoon();
+    if (controlsOpen()) { refreshControlsSoon(); refreshAlertsSoon(); }
   } else if (msg.type === "configError") {
     setConfigError(msg.error);
   } else if (msg.type === "restartNeeded") {

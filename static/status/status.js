@@ -58,6 +58,8 @@ function render() {
     const text = s && boot.show_reasons && s.reason ? s.reason : "";
     if (reason.textContent !== text) reason.textContent = text;
     reason.hidden = !text;
+    const maintenance = li.querySelector("[data-role=maintenance]");
+    if (maintenance && s && typeof s.maintenance === "boolean") maintenance.hidden = !s.maintenance;
   });
   const rolled = banner(statuses);
   const section = document.querySelector("[data-banner]");
@@ -110,6 +112,26 @@ function showConnection(kind, words) {
 let pollTimer = null;
 let waitTimer = null;
 
+// A maintenance window's start or end is no status change: nothing is pushed,
+// so the page reads the public JSON again then (between 1 s and a minute away).
+let maintenanceTimer = null;
+function watchMaintenance(nextMs) {
+  clearTimeout(maintenanceTimer);
+  const wait = typeof nextMs === "number" ? Math.min(60000, Math.max(1000, nextMs - Date.now() + 250)) : 60000;
+  maintenanceTimer = setTimeout(async () => {
+    let next = null;
+    try {
+      const res = await fetch(live + "api/services", { cache: "no-store", credentials: "omit" });
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      const doc = await res.json();
+      doc.services.forEach((s) => { if (states.has(s.name)) states.get(s.name).maintenance = s.maintenance; });
+      next = doc.maintenance_next_ms;
+      render();
+    } catch (e) { /* asked again within a minute */ }
+    watchMaintenance(next);
+  }, wait);
+}
+
 async function pollOnce() {
   try {
     const res = await fetch(live + "api/services", { cache: "no-store", credentials: "omit" });
@@ -157,4 +179,5 @@ hm.on("services", ({ added, removed }) => {
   if (added.some((n) => !states.has(n)) || removed.some((n) => states.has(n))) location.reload();
 });
 render();
+watchMaintenance(boot.maintenance_next_ms);
 hm.start();

@@ -3,9 +3,12 @@ said when the window ends."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from healthmon.alerts.maintenance import Maintenance, window_active
+from hypothesis import Phase, example, given, settings
+from hypothesis import strategies as st
+
+from healthmon.alerts.maintenance import Maintenance, next_boundary, window_active
 from healthmon.alerts.rules import Engine, Policy, ServiceInfo
 from healthmon.alerts.settings import MaintenanceWindow
 from healthmon.models import Status
@@ -91,6 +94,9 @@ async def test_silences_api_holds_alerts_and_shows_on_services() -> None:
             shown = await system.get("/api/services")
             auth = next(s for s in shown["services"] if s["name"] == "auth")
             assert auth["maintenance"] == "silenced: deploy"
+            # Until when, and when the page should look again: the silence's end.
+            assert auth["maintenance_until_ms"] == silence["until_ms"]
+            assert shown["maintenance_next_ms"] == silence["until_ms"]
             await system.set_mode("auth", "down")
             await system.set_mode("billing", "down")
             got = await sink.next()
@@ -108,3 +114,106 @@ async def test_silences_api_holds_alerts_and_shows_on_services() -> None:
             assert [(a["service"], a["kind"]) for a in lifted.json["alerts"]] == [("auth", "down")]
             async with system.session.delete(url) as response:
                 assert response.status == 404
+
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
+# Around the changes of offset in 2026 (Berlin, New York, Lord Howe's half hour).
+DST_DAYS = [
+    ms("2026-03-08T00:00:00+00:00"),
+    ms("2026-03-29T00:00:00+00:00"),
+    ms("2026-04-04T12:00:00+00:00"),
+    ms("2026-10-03T12:00:00+00:00"),
+    ms("2026-10-25T00:00:00+00:00"),
+    ms("2026-11-01T00:00:00+00:00"),
+]
+recurring_windows = st.builds(
+    lambda cron, minutes, zone: MaintenanceWindow.model_validate(
+        {"cron": cron, "duration": f"{minutes}m", "timezone": zone}
+    ),
+    st.sampled_from(["30 2 * * *", "0 1 * * *", "*/20 * * * *", "15 2 * * 0", "0 */3 * * *"]),
+    st.integers(min_value=1, max_value=300),
+    st.sampled_from(ZONES),
+)
+
+
+def one_off(start: int, minutes: int, zone: str, naive: bool) -> MaintenanceWindow:
+    """A one-off window: aware times (instants) or naive ones (wall times in ``zone``)."""
+    begin = datetime.fromtimestamp(start / 1000, UTC)
+    end = begin + timedelta(minutes=minutes)
+    if naive:
+        begin, end = begin.replace(tzinfo=None), end.replace(tzinfo=None)
+    return MaintenanceWindow.model_validate({"start": begin, "end": end, "timezone": zone})
+
+
+one_off_windows = st.builds(
+    one_off,
+    st.sampled_from(DST_DAYS).flatmap(
+        lambda day: st.integers(min_value=day - 86_400_000, max_value=day + 86_400_000)
+    ),
+    st.integers(min_value=1, max_value=600),
+    st.sampled_from(ZONES),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None, phases=[p for p in Phase if p is not Phase.explain])
+@given(
+    window=st.one_of(recurring_windows, one_off_windows),
+    now=st.sampled_from(DST_DAYS).flatmap(
+        lambda day: st.integers(min_value=day - 86_400_000, max_value=day + 2 * 86_400_000)
+    ),
+    probes=st.lists(st.floats(min_value=0, max_value=1, exclude_max=True), max_size=20),
+)
+@example(
+    window=MaintenanceWindow.model_validate(
+        {"cron": "30 2 * * *", "duration": "1h", "timezone": "Europe/Berlin"}
+    ),
+    now=ms("2026-03-29T00:00:00+00:00"),
+    probes=[],
+)
+@example(
+    window=MaintenanceWindow.model_validate(
+        {"cron": "30 2 * * *", "duration": "1h", "timezone": "Europe/Berlin"}
+    ),
+    now=ms("2026-10-25T00:45:00+00:00"),
+    probes=[],
+)
+def test_next_boundary_is_where_the_window_next_flips(
+    window: MaintenanceWindow, now: int, probes: list[float]
+) -> None:
+    """Between now and next_boundary the window's activity holds; at the boundary it flips
+    (also when clocks change: a start skipped forward or repeated back)."""
+    boundary = next_boundary(window, now)
+    active = window_active(window, now)
+    if boundary is None:
+        # "Never": a one-off window that is over, or starts that overlap for good.
+        assert window.start is None or not active
+        assert all(window_active(window, now + h * 3_600_000) == active for h in range(1, 73))
+        return
+    assert boundary > now
+    assert window_active(window, boundary) != active
+    assert window_active(window, boundary - 1) == active
+    span = boundary - now
+    # Every minute (cron boundaries fall on them) in a short span, every quarter
+    # hour in a long one, and random instants.
+    step = 60_000 if span < 6 * 3_600_000 else 900_000
+    grid = range(now - now % step + step, boundary, step)
+    for moment in [*grid, *(now + 1 + int(p * (span - 1)) for p in probes)]:
+        assert window_active(window, moment) == active, moment
+
+
+def test_next_boundary_of_a_window_that_never_ends_is_none() -> None:
+    """Starts every minute, each lasting an hour: no end within the starts it reads."""
+    window = MaintenanceWindow.model_validate({"cron": "* * * * *", "duration": "1h"})
+    assert next_boundary(window, ms("2026-12-04T10:00:00+00:00")) is None
+
+
+def test_next_boundary_of_a_window_ending_inside_a_millisecond() -> None:
+    """A one-off end at 10:00:00.000500 flips at the first whole millisecond after it."""
+    window = MaintenanceWindow.model_validate(
+        {"start": "2026-12-04T09:00:00Z", "end": "2026-12-04T10:00:00.000500Z"}
+    )
+    boundary = next_boundary(window, ms("2026-12-04T09:30:00+00:00"))
+    assert boundary == ms("2026-12-04T10:00:00+00:00") + 1
+    assert window_active(window, boundary - 1)
+    assert not window_active(window, boundary)

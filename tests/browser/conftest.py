@@ -153,17 +153,19 @@ def service_toml(
     )
 
 
-def config_toml(port: int, mock_ports: dict[str, int], extra: str = "", web: str = "") -> str:
+def config_toml(
+    port: int, mock_ports: dict[str, int], extra: str = "", web: str = "", host: str = "127.0.0.1"
+) -> str:
     """The test config: the four mocks on ``mock_ports``, then ``extra`` tables; ``web`` adds
-    lines to ``[web]``.
+    lines to ``[web]``; the page is served on ``host``.
     """
-    return _config(port, mock_ports, web) + extra
+    return _config(port, mock_ports, web, host) + extra
 
 
-def _config(port: int, mock_ports: dict[str, int], web: str = "") -> str:
+def _config(port: int, mock_ports: dict[str, int], web: str = "", host: str = "127.0.0.1") -> str:
     lines = [
         "[web]",
-        'host = "127.0.0.1"',
+        f'host = "{host}"',
         f"port = {port}",
         *([web] if web else []),
         "",
@@ -186,14 +188,16 @@ def _config(port: int, mock_ports: dict[str, int], web: str = "") -> str:
 
 
 @contextmanager
-def launch(folder: Path, extra_toml: str = "", web_toml: str = "") -> Iterator[Server]:
+def launch(
+    folder: Path, extra_toml: str = "", web_toml: str = "", host: str = "127.0.0.1"
+) -> Iterator[Server]:
     """Run healthmon with the four mocks plus ``extra_toml`` (and ``web_toml`` lines in
-    ``[web]``); stop it afterwards.
+    ``[web]``), its page served on ``host``; stop it afterwards.
     """
     port = unused_port()
     mock_ports = {name: unused_port() for name in SERVICES}
     config = folder / "config.toml"
-    config.write_text(config_toml(port, mock_ports, extra_toml, web_toml))
+    config.write_text(config_toml(port, mock_ports, extra_toml, web_toml, host))
     log_path = folder / "healthmon.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env = {k: v for k, v in env.items() if not k.startswith("HEALTHMON_")}

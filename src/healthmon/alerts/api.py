@@ -13,6 +13,7 @@ from aiohttp import web
 from healthmon.alerts.maintenance import Silences
 from healthmon.alerts.service import LOG_KEEP_MS, OUTBOX, SILENCES, row_json
 from healthmon.api import _authorize, _json_body, json_errors
+from healthmon.keys import CONFIG
 from healthmon.models import now_ms
 from healthmon.store import StoreError
 from healthmon.store.base import Silence
@@ -32,7 +33,9 @@ def silence_json(silence: Silence) -> dict[str, object]:
 
 async def alert_log(request: web.Request) -> web.Response:
     rows = await request.app[OUTBOX].log(LOG_LIMIT, now_ms() - LOG_KEEP_MS)
-    return web.json_response({"alerts": [row_json(r) for r in rows]})
+    # The channels configured: none, and the page says what to add instead of an empty log.
+    channels = [c.name for c in request.app[CONFIG].settings.channels]
+    return web.json_response({"alerts": [row_json(r) for r in rows], "channels": channels})
 
 
 async def list_silences(request: web.Request) -> web.Response:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import heapq
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -49,25 +50,162 @@ def window_active(window: MaintenanceWindow, now_ms: int) -> bool:
     return False
 
 
+# How many cron starts ``next_boundary`` reads before it gives up (a window
+# whose starts overlap, e.g. every minute for an hour, never ends).
+BOUNDARY_STARTS = 1_000
+# How far a wall-clock time lies from the same digits read as UTC, at most
+# (offsets run from -12 to +14 hours): the margin for ordering wall times.
+_OFFSET_SPAN_MS = 26 * 3_600_000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def _ms(moment: datetime) -> int:
+    """The first whole millisecond at or after ``moment`` (exact: no float rounding)."""
+    whole, rest = divmod(moment - _EPOCH, _ONE_MS)
+    return int(whole) + (1 if rest else 0)
+
+
+def _naive_ms(wall: datetime) -> int:
+    """A wall-clock time's digits read as UTC: an order, not an instant."""
+    return _ms(wall.replace(tzinfo=UTC))
+
+
+def _offset_change(zone: ZoneInfo, low: int, high: int) -> int:
+    """The first millisecond in ``(low, high]`` whose UTC offset differs from ``low``'s."""
+    before = datetime.fromtimestamp(low / 1000, UTC).astimezone(zone).utcoffset()
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle / 1000, UTC).astimezone(zone).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _crossings(wall: datetime, zone: ZoneInfo) -> list[int]:
+    """The instants where the clock in ``zone`` may reach or jump over the wall time ``wall``.
+
+    Once a time exists (both folds, as it repeats when clocks go back), and
+    the change of offset between them: the clock skips ``wall`` (forward) or
+    goes back over it then.
+    """
+    first, second = (_ms(wall.replace(tzinfo=zone, fold=fold)) for fold in (0, 1))
+    if first == second:
+        return [first]
+    low, high = min(first, second), max(first, second)
+    return [low, _offset_change(zone, low, high), high]
+
+
+def _wall_boundaries(window: MaintenanceWindow, start: datetime) -> Iterator[datetime]:
+    """The wall times a recurring window starts or ends at, from ``start``, in order."""
+    assert window.cron is not None
+    assert window.duration is not None
+    length = timedelta(milliseconds=window.duration)
+    ends: list[datetime] = []
+    for count, begin in enumerate(CronSim(window.cron, start)):
+        if count >= BOUNDARY_STARTS:
+            break
+        while ends and ends[0] <= begin:
+            yield heapq.heappop(ends)
+        yield begin
+        heapq.heappush(ends, begin + length)
+    # No more starts read: ends after the last start are not known to be final.
+
+
+def next_boundary(window: MaintenanceWindow, now_ms: int) -> int | None:
+    """The next moment after ``now_ms`` at which ``window`` starts or ends (None: never,
+    or not within its next ``BOUNDARY_STARTS`` starts).
+
+    Cron reads wall clocks (as ``window_active`` does), so around a change of
+    offset a wall time may occur twice or never: every instant where the
+    clock reaches or jumps over a boundary is a candidate, and the first
+    candidate at which ``window_active`` differs from now is the answer.
+    """
+    zone = ZoneInfo(window.timezone)
+    active = window_active(window, now_ms)
+    if window.start is not None and window.end is not None:
+        candidates: list[int] = []
+        for edge in (window.start, window.end):
+            if edge.tzinfo is None:
+                candidates += _crossings(edge, zone)
+            else:
+                candidates.append(_ms(edge))
+        return next(
+            (c for c in sorted(candidates) if c > now_ms and window_active(window, c) != active),
+            None,
+        )
+    assert window.duration is not None
+    local = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(zone).replace(tzinfo=None)
+    begin = local - timedelta(milliseconds=window.duration) - timedelta(minutes=1)
+    pending: list[int] = []
+    for wall in _wall_boundaries(window, begin):
+        # Every boundary still to come is at or after ``wall``: candidates
+        # earlier than its earliest instant are complete, and tried in order.
+        safe = _naive_ms(wall) - _OFFSET_SPAN_MS
+        while pending and pending[0] < safe:
+            candidate = heapq.heappop(pending)
+            if candidate > now_ms and window_active(window, candidate) != active:
+                return candidate
+        for candidate in _crossings(wall, zone):
+            heapq.heappush(pending, candidate)
+    return None
+
+
 class Maintenance:
     """The engine's ``Mute``: windows from the config, silences as last read."""
 
     def __init__(self, windows: Sequence[MaintenanceWindow] = ()) -> None:
         self.windows = tuple(windows)
         self.silences: tuple[Silence, ...] = ()
+        # The ends of the windows active at ``_ends_at`` (by window), for ``hold``.
+        self._ends_at = -1
+        self._ends: dict[int, int | None] = {}
 
-    def reason(self, service: ServiceInfo, now: int) -> str | None:
+    def _holder(self, service: ServiceInfo, now: int) -> MaintenanceWindow | Silence | None:
         for window in self.windows:
             if window.covers(service.name, service.group, service.tags) and window_active(
                 window, now
             ):
-                return f"maintenance: {window.description or 'window'}"
+                return window
         for silence in self.silences:
             if silence.until_ms > now and any(
                 fnmatch.fnmatchcase(service.name, p) for p in silence.services
             ):
-                return f"silenced: {silence.comment or silence.id}"
+                return silence
         return None
+
+    @staticmethod
+    def _why(holder: MaintenanceWindow | Silence) -> str:
+        if isinstance(holder, Silence):
+            return f"silenced: {holder.comment or holder.id}"
+        return f"maintenance: {holder.description or 'window'}"
+
+    def reason(self, service: ServiceInfo, now: int) -> str | None:
+        holder = self._holder(service, now)
+        return self._why(holder) if holder is not None else None
+
+    def hold(self, service: ServiceInfo, now: int) -> tuple[str, int | None] | None:
+        """Why ``service``'s alerts are held at ``now``, and until when (None: not known)."""
+        holder = self._holder(service, now)
+        if holder is None:
+            return None
+        if isinstance(holder, Silence):
+            return self._why(holder), holder.until_ms
+        # Windows are few and services many: each window's end is worked out once per moment.
+        if self._ends_at != now:
+            self._ends_at, self._ends = now, {}
+        if id(holder) not in self._ends:
+            self._ends[id(holder)] = next_boundary(holder, now)
+        return self._why(holder), self._ends[id(holder)]
+
+    def next_change(self, now: int) -> int | None:
+        """The next moment a window starts or ends or a silence ends (None: none known)."""
+        moments = [b for w in self.windows if (b := next_boundary(w, now)) is not None]
+        moments += [s.until_ms for s in self.silences if s.until_ms > now]
+        return min(moments, default=None)
 
 
 class Silences:

@@ -18,7 +18,7 @@ from healthmon.config import Settings, WebSettings
 from healthmon.hub import Hub
 from healthmon.models import ServiceState, monotonic_ms, now_ms
 from healthmon.origins import origin_allowed
-from healthmon.public.view import public_detail, shown_services
+from healthmon.public.view import maintenance_next_ms, public_detail, shown_services
 from healthmon.status import StatusBoard
 
 
@@ -27,11 +27,14 @@ def public_document(settings: Settings, board: StatusBoard) -> dict[str, Any]:
     details = board.details()
     shown = shown_services(settings)
     names = [s.name for s in shown]
+    now = now_ms()
     return {
         "services": [
-            public_detail(s, {**details.get(s.name, {}), "uptime": None}, settings, names)
+            public_detail(s, {**details.get(s.name, {}), "uptime": None}, settings, names, now)
             for s in shown
         ],
+        # When an "Under maintenance" mark may next change: the page asks again then.
+        "maintenance_next_ms": maintenance_next_ms(shown, settings.maintenance, now),
         "monitor": {"alive": board.monitor_alive},
         "show_reasons": settings.status_page.show_reasons,
         "ts": now_ms(),

@@ -185,6 +185,7 @@ async def status_page(request: web.Request) -> web.Response:
                     "shape": SHAPES[status],
                     "latency": entry["latency_ms"],
                     "reason": entry["reason"],
+                    "maintenance": entry["maintenance"],
                     "uptimes": _uptimes(figures.get(service.name)),
                     "days": day_bar(bars.get(service.name), today),
                 }

@@ -12,7 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from healthmon.alerts.maintenance import next_boundary, window_active
+from healthmon.alerts.settings import MaintenanceWindow
 from healthmon.config import ServiceSettings, Settings
+from healthmon.models import now_ms
 
 # Fields of a board detail the public may read; everything else (URLs,
 # failing checks, monitors, sparklines) is left out.
@@ -51,13 +54,41 @@ def state_word(detail: Mapping[str, Any] | None) -> str:
     return public_status(detail)
 
 
+def _covers(window: MaintenanceWindow, service: ServiceSettings) -> bool:
+    return window.covers(service.name, service.group, service.tags)
+
+
+def under_maintenance(
+    service: ServiceSettings, windows: Sequence[MaintenanceWindow], now: int
+) -> bool:
+    """Whether a configured maintenance window covers ``service`` at ``now``.
+
+    Windows only: silences are internal, and the window's description is not
+    the public's to read (the page says "Under maintenance", nothing more).
+    """
+    return any(_covers(w, service) and window_active(w, now) for w in windows)
+
+
+def maintenance_next_ms(
+    services: Sequence[ServiceSettings], windows: Sequence[MaintenanceWindow], now: int
+) -> int | None:
+    """The next start or end of a window covering a shown service (None: none known)."""
+    moments = [
+        b
+        for w in windows
+        if any(_covers(w, s) for s in services) and (b := next_boundary(w, now)) is not None
+    ]
+    return min(moments, default=None)
+
+
 def public_detail(
     service: ServiceSettings,
     detail: Mapping[str, Any] | None,
     settings: Settings,
     names: Iterable[str],
+    now: int | None = None,
 ) -> dict[str, Any]:
-    """One service as the public channel and ``/status`` carry it.
+    """One service as the public channel and ``/status`` carry it (at ``now``).
 
     ``names``: the shown services, so that dependencies on hidden ones are
     not named either.
@@ -78,6 +109,9 @@ def public_detail(
         checks=[],
         depends_on=[n for n in service.depends_on if n in shown],
         blocked_by=[b for b in detail.get("blocked_by") or [] if b.get("service") in shown],
+        maintenance=under_maintenance(
+            service, settings.maintenance, now if now is not None else now_ms()
+        ),
     )
     return out
 
