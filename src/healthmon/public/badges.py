@@ -27,7 +27,8 @@ from xml.sax.saxutils import escape
 import structlog
 
 from healthmon.config import Settings
-from healthmon.public.view import banner, floor_percent, public_status, shown_services, state_word
+from healthmon.public.view import banner, floor_percent, public_status, state_word
+from healthmon.public.view import shown as shown_of
 
 log = structlog.get_logger(__name__)
 
@@ -181,8 +182,8 @@ def choose(
 
     ``public``: only services the status page shows exist (the public listener).
     """
-    shown = shown_services(settings)
-    known = shown if public else list(settings.services)
+    visible = shown_of(settings)
+    shown = visible.services
     if parts == ("@all", "status"):
         return aggregate_badge("status", [details.get(s.name) for s in shown])
     if len(parts) == 3 and parts[0] == "@group" and parts[2] == "status":
@@ -190,7 +191,10 @@ def choose(
         if not members:
             return NOT_FOUND
         return aggregate_badge(parts[1], [details.get(s.name) for s in members])
-    service = next((s for s in known if s.name == parts[0]), None) if parts else None
+    if not parts:
+        service = None
+    else:
+        service = visible.by_name.get(parts[0]) if public else settings.service(parts[0])
     if service is None:
         return NOT_FOUND
     label = service.display_name or service.name

@@ -18,23 +18,24 @@ from healthmon.config import Settings, WebSettings
 from healthmon.hub import Hub
 from healthmon.models import ServiceState, monotonic_ms, now_ms
 from healthmon.origins import origin_allowed
-from healthmon.public.view import maintenance_next_ms, public_detail, shown_services
+from healthmon.public.view import maintenance_next_ms, public_detail, shown
 from healthmon.status import StatusBoard
 
 
 def public_document(settings: Settings, board: StatusBoard) -> dict[str, Any]:
     """``GET /status/live/api/services``: the polling form of the public channel."""
     details = board.details()
-    shown = shown_services(settings)
-    names = [s.name for s in shown]
+    visible = shown(settings)
     now = now_ms()
     return {
         "services": [
-            public_detail(s, {**details.get(s.name, {}), "uptime": None}, settings, names, now)
-            for s in shown
+            public_detail(
+                s, {**details.get(s.name, {}), "uptime": None}, settings, visible.names, now
+            )
+            for s in visible.services
         ],
         # When an "Under maintenance" mark may next change: the page asks again then.
-        "maintenance_next_ms": maintenance_next_ms(shown, settings.maintenance, now),
+        "maintenance_next_ms": maintenance_next_ms(visible.services, settings.maintenance, now),
         "monitor": {"alive": board.monitor_alive},
         "show_reasons": settings.status_page.show_reasons,
         "ts": now_ms(),
@@ -69,8 +70,8 @@ class PublicHub(Hub):
         """The public page's own origins, and the main page's (``cors_origins`` included)."""
         return origin in self.public_origins() or origin_allowed(origin, None, web)
 
-    def _names(self) -> list[str]:
-        return [s.name for s in shown_services(self.settings())]
+    def _names(self) -> frozenset[str]:
+        return shown(self.settings()).names
 
     def _snapshot(self) -> dict[str, object]:
         document = public_document(self.settings(), self.board)
@@ -90,12 +91,12 @@ class PublicHub(Hub):
 
     def _on_change(self, name: str, state: ServiceState) -> None:
         settings = self.settings()
-        shown = shown_services(settings)
-        service = next((s for s in shown if s.name == name), None)
+        visible = shown(settings)
+        service = visible.by_name.get(name)
         if service is None:
             return
         detail = self.board.detail(name, state, now_ms(), monotonic_ms())
-        entry = public_detail(service, detail, settings, [s.name for s in shown])
+        entry = public_detail(service, detail, settings, visible.names)
         entry.update(service=name, ts=state.checked_at)
         self.broadcast({"type": "statusUpdate", "data": entry, "ts": now_ms()})
 

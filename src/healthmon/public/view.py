@@ -24,15 +24,41 @@ SHAPES = {"up": "✓", "degraded": "▲", "down": "✕", "unknown": "?"}
 WORDS = {"up": "Operational", "degraded": "Degraded", "down": "Down", "unknown": "Unknown"}
 
 
-def shown_services(settings: Settings) -> list[ServiceSettings]:
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """The services the status page shows, in config order, and by name."""
+
+    services: tuple[ServiceSettings, ...]
+    by_name: Mapping[str, ServiceSettings]
+    names: frozenset[str]
+
+
+# Settings → what it shows: asked on every change and every heartbeat, so
+# worked out once per settings object (a reload makes a new one), not per
+# call (at 2,000 services a scan per change took half a core).
+_SHOWN: dict[int, tuple[Settings, Shown]] = {}
+
+
+def shown(settings: Settings) -> Shown:
+    held = _SHOWN.get(id(settings))
+    if held is None or held[0] is not settings:
+        page = settings.status_page
+        wanted, groups = frozenset(page.services), frozenset(page.groups)
+        services = tuple(
+            s
+            for s in settings.services
+            if (not wanted or s.name in wanted) and (not groups or s.group in groups)
+        )
+        if len(_SHOWN) >= 8:
+            _SHOWN.clear()
+        found = Shown(services, {s.name: s for s in services}, frozenset(s.name for s in services))
+        held = _SHOWN[id(settings)] = (settings, found)
+    return held[1]
+
+
+def shown_services(settings: Settings) -> tuple[ServiceSettings, ...]:
     """The services the status page shows, in config order."""
-    page = settings.status_page
-    return [
-        s
-        for s in settings.services
-        if (not page.services or s.name in page.services)
-        and (not page.groups or s.group in page.groups)
-    ]
+    return shown(settings).services
 
 
 def display_name(service: ServiceSettings) -> str:
@@ -95,7 +121,7 @@ def public_detail(
     """
     page = settings.status_page
     detail = detail or {}
-    shown = set(names)
+    shown = names if isinstance(names, frozenset) else frozenset(names)
     out: dict[str, Any] = {k: detail.get(k) for k in PUBLIC_FIELDS}
     out.update(
         name=service.name,
