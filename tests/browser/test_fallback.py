@@ -23,6 +23,7 @@ class Recorder:
 
     def __init__(self, page: Page, system: Server) -> None:
         self.health_urls = {system.health_url(name) for name in system.names}
+        self.page = page
         self.health: list[str] = []
         self.sockets: list[WebSocket] = []
         page.on("request", self._on_request)
@@ -36,14 +37,26 @@ class Recorder:
         self.sockets.append(socket)
 
     def await_heartbeats(self, count: int) -> None:
-        """Block until ``count`` heartbeat frames arrive on the newest socket."""
-        socket = self.sockets[-1]
-        for _ in range(count):
-            socket.wait_for_event(
-                "framereceived",
-                predicate=lambda payload: '"type":"heartbeat"' in str(payload),
-                timeout=5000,
-            )
+        """Block until the page's client has heard ``count`` more heartbeats, on whichever
+        live channel it uses (after a reconnect that may be the event stream, and the
+        newest WebSocket seen may be one already closed)."""
+        self.page.evaluate(
+            """() => {
+                const h = window.healthmon;
+                if (h.heartbeatsHeard === undefined) {
+                    h.heartbeatsHeard = 0;
+                    h.client.on("message", (e) => {
+                        if (e.message && e.message.type === "heartbeat") h.heartbeatsHeard += 1;
+                    });
+                }
+                h.heartbeatsFrom = h.heartbeatsHeard;
+            }"""
+        )
+        self.page.wait_for_function(
+            "n => window.healthmon.heartbeatsHeard >= window.healthmon.heartbeatsFrom + n",
+            arg=count,
+            timeout=5000,
+        )
 
 
 def connection(page: Page, state: str, timeout: int) -> None:
