@@ -30,7 +30,11 @@ def config_file(system: Server) -> Iterator[Path]:
     """The server's config file, put back as it was (and seen back) after the test."""
     original = system.config_path.read_text()
     yield system.config_path
-    write_atomically(system.config_path, original)
+    # Rewritten only when a test left it changed: a rewrite of the same text is a
+    # reload the wait below cannot see (its condition already holds), which could
+    # then land after the next test's own save.
+    if system.config_path.read_text() != original:
+        write_atomically(system.config_path, original)
     system.wait_until(
         lambda doc: doc["config_error"] is None and not doc.get("restart_needed"),
         10,
