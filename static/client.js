@@ -178,6 +178,7 @@ export function createClient(baseUrl, options = {}) {
   let seq = null; // the last numbered message applied
   let monitor = { alive: null };
   let configError = null;
+  let configPushes = 0; // config states pushed so far: a document asked for before one is older
   let channel = null; // the adopted push channel: {kind, handle, lastAt}
   let candidate = null; // a channel being tried
   let failures = 0; // climbs that did not reach the best transport, for backoff
@@ -398,7 +399,7 @@ export function createClient(baseUrl, options = {}) {
     if (msg.type === "initialSnapshot") {
       const wasAlive = monitor.alive;
       if (msg.monitor && typeof msg.monitor === "object") monitor = msg.monitor;
-      if ("config_error" in msg) configError = msg.config_error || null;
+      if ("config_error" in msg) { configError = msg.config_error || null; configPushes += 1; }
       if (msg.services && typeof msg.services === "object") {
         const entries = entriesOf(msg.services);
         reconcile(entries);
@@ -423,6 +424,7 @@ export function createClient(baseUrl, options = {}) {
       }
     } else if (msg.type === "configError") {
       configError = msg.error || null;
+      configPushes += 1;
     } else if (msg.type === "heartbeat") {
       const before = monitor.alive;
       if (msg.monitor && typeof msg.monitor === "object") monitor = msg.monitor;
@@ -736,6 +738,7 @@ export function createClient(baseUrl, options = {}) {
    */
   function refresh(opts) {
     const withStatuses = !!(opts && opts.statuses);
+    const pushesBefore = configPushes;
     return fetchFn(endpoint("api/services").href, { cache: "no-store", credentials: "omit" }).then((res) => {
       if (!res.ok) throw new Error("HTTP " + res.status);
       return res.json();
@@ -744,7 +747,9 @@ export function createClient(baseUrl, options = {}) {
       const live = channel && monitor.alive !== false;
       if (!live || !knownOnce) reconcile(doc.services);
       else doc.services.forEach((s) => { const svc = services.get(s.name); if (svc) takeInfo(svc, s); });
-      if ("config_error" in doc) configError = doc.config_error || null;
+      // Every change of it is pushed: one pushed while this document was on its
+      // way is at least as new as the document's.
+      if ("config_error" in doc && configPushes === pushesBefore) configError = doc.config_error || null;
       if (withStatuses && live) applyStatuses(doc.services, channel.kind, now());
       settle();
       return doc;

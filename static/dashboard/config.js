@@ -6,6 +6,14 @@
 import { $, announce, setText } from "./format.js";
 import { store } from "./store.js";
 
+let pushes = 0; // config states pushed so far (snapshots, configError, restartNeeded)
+
+/** A push said the config state: any document asked for before it is older. */
+export function notePush() { pushes += 1; }
+
+/** Taken when asking for a document; the same on arrival when no push overtook it. */
+export function pushMark() { return pushes; }
+
 /** The file's name as messages say it: the server's own, else a plain phrase. */
 export function configName(capital = false) {
   if (store.configFile) return store.configFile;

@@ -7,15 +7,17 @@ import { syncControlRow, renderOrder } from "./cards.js";
 import { takeStored, takeUptime } from "./history.js";
 import { changed, noteSince, seedLog, store } from "./store.js";
 import { reloadOpenStored, setHistory } from "./stored.js";
-import { setConfigError, setConfigFile, setRestartNeeded } from "./config.js";
+import { pushMark, setConfigError, setConfigFile, setRestartNeeded } from "./config.js";
 import { applyHolds, setupAlerts } from "./alerts.js";
 
 const COMPONENTS = [["monitor", "Monitor"], ["ws", "WebSocket channel"], ["sse", "Server-Sent Events channel"]];
 let hm = null;
 let refreshTimer = null;
 
-/** The server's document, all but statuses (the client module holds those). */
-export function applyMeta(doc) {
+/** The server's document, all but statuses (the client module holds those).
+ * `configCurrent` false: a push said the config state while it was on its way,
+ * so its own (older or the same) is left out. */
+export function applyMeta(doc, configCurrent = true) {
   if (!doc || !Array.isArray(doc.services)) return;
   noteSince(doc.services);
   doc.services.forEach((s) => {
@@ -29,9 +31,11 @@ export function applyMeta(doc) {
     if (s.history) takeUptime(svc, s.history, Date.now(), store.boardSince);
     takeStored(svc, s.uptime, Date.now());
   });
-  if ("config_file" in doc) setConfigFile(doc.config_file);
-  if ("config_error" in doc) setConfigError(doc.config_error);
-  if ("restart_needed" in doc) setRestartNeeded(doc.restart_needed);
+  if (configCurrent) {
+    if ("config_file" in doc) setConfigFile(doc.config_file);
+    if ("config_error" in doc) setConfigError(doc.config_error);
+    if ("restart_needed" in doc) setRestartNeeded(doc.restart_needed);
+  }
   if ("history" in doc && setHistory(doc.history)) reloadOpenStored();
   seedLog(doc.log); // changes the server saw while this page was not listening
   applyControls(doc);
@@ -62,7 +66,8 @@ export function applyControls(doc) {
 }
 
 export function refreshControls() {
-  return hm.refresh().then(applyMeta, () => { /* shown on the next action */ });
+  const mark = pushMark();
+  return hm.refresh().then((doc) => applyMeta(doc, pushMark() === mark), () => { /* shown on the next action */ });
 }
 
 export function refreshControlsSoon() {

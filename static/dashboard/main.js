@@ -20,7 +20,7 @@ import { forgetService, renderModals, wireService } from "./dialogs.js";
 import { controlsOpen, refreshControls, refreshControlsSoon, setupControls } from "./controls.js";
 import { refreshAlertsSoon } from "./alerts.js";
 import { reloadOpenStored, setHistory } from "./stored.js";
-import { setConfigError, setConfigFile, setRestartNeeded } from "./config.js";
+import { notePush, setConfigError, setConfigFile, setRestartNeeded } from "./config.js";
 
 const boot = JSON.parse(document.getElementById("bootstrap").textContent);
 const bootServices = boot.services || [];
@@ -121,6 +121,7 @@ hm.on("message", ({ message: msg, at }) => {
     if ("config_file" in msg) setConfigFile(msg.config_file);
     if ("config_error" in msg) setConfigError(msg.config_error);
     if ("restart_needed" in msg) setRestartNeeded(msg.restart_needed);
+    if ("config_error" in msg || "restart_needed" in msg) notePush();
     if ("history" in msg) historyChanged(msg.history);
     seedLog(msg.log);
     monitorAlive = hm.monitor().alive;
@@ -134,9 +135,11 @@ hm.on("message", ({ message: msg, at }) => {
     if (controlsOpen()) { refreshControlsSoon(); refreshAlertsSoon(); }
   } else if (msg.type === "configError") {
     setConfigError(msg.error);
+    notePush();
   } else if (msg.type === "restartNeeded") {
     if ("file" in msg) setConfigFile(msg.file);
     setRestartNeeded(msg.keys);
+    notePush();
   } else if (msg.type === "historyState") {
     historyChanged(msg.history);
   } else if (msg.type === "heartbeat") {

@@ -76,3 +76,59 @@ def test_the_config_error_banner_names_the_file(
     expect(banner).to_be_visible(timeout=10_000)
     expect(banner.locator(".banner-title")).to_have_text(f"{config_file} not applied:")
     expect(banner).to_contain_text("interval_ms")
+
+
+# Holds the page's GET /api/services answers (asked for and answered at once)
+# until the test lets them through, and counts those the page then read.
+HOLD_DOCUMENTS = """() => {
+  window.__held = [];
+  window.__answered = 0;
+  window.__read = [];
+  const real = window.fetch;
+  window.fetch = (url, init) => {
+    const answer = real(url, init);
+    if (!new URL(String(url), location.href).pathname.endsWith("/api/services")) return answer;
+    answer.then(() => { window.__answered += 1; });
+    return new Promise((resolve, reject) => {
+      window.__held.push(() => answer.then((res) => {
+        const json = res.json.bind(res);
+        res.json = () => json().then((doc) => {
+          window.__read.push(doc.config_error);
+          return doc;
+        });
+        resolve(res);
+      }, reject));
+    });
+  };
+}"""
+
+# After a task and two frames: whatever the page rendered from what it read.
+NEXT_FRAME = """() => new Promise((r) => setTimeout(() => {
+  requestAnimationFrame(() => requestAnimationFrame(r));
+}))"""
+
+
+def test_a_document_older_than_the_pushed_error_leaves_the_banner_up(
+    new_tab: Callable[..., Tab], system: Server, config_file: Path
+) -> None:
+    """GET /api/services answered before a refused save but read after its push: the banner stays.
+
+    Every config change is pushed, so a document that was on its way while one
+    was is no newer than it; reading it anyway hid the banner of a save the
+    server still refuses (as a fresh-clone CI run caught by chance).
+    """
+    page = open_live(new_tab, system).page
+    page.evaluate(HOLD_DOCUMENTS)
+    page.locator("#controls > summary").click()  # opening the panel asks for the document
+    page.wait_for_function("window.__answered > 0")
+    write_atomically(
+        config_file, config_file.read_text().replace("interval_ms = 500", 'interval_ms = "soon"')
+    )
+    banner = page.locator("#config-banner")
+    expect(banner).to_be_visible(timeout=10_000)
+    page.evaluate("() => window.__held.forEach((release) => release())")
+    page.wait_for_function("window.__read.length > 0")
+    page.evaluate(NEXT_FRAME)
+    assert page.evaluate("window.__read")[0] is None  # the document really was the older one
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("interval_ms")

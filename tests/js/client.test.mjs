@@ -374,3 +374,30 @@ test("close() stops every channel and timer", async () => {
   assert.equal(r.ws.sockets.length, 1);
   assert.deepEqual(r.healthCalls(), []);
 });
+
+test("a document on its way while a config error was pushed does not undo the error", async () => {
+  const docs = fakeFetch({
+    [BASE + "api/services"]: {
+      status: 200,
+      body: { services: Object.entries(snapshotServices()).map(([name, s]) => ({ name, ...s })), config_error: null },
+    },
+  });
+  const held = [];
+  let holding = false;
+  const fetch = (url, init) => (holding
+    ? new Promise((resolve) => held.push(() => resolve(docs.fetch(url, init))))
+    : docs.fetch(url, init));
+  const r = await live({ options: { fetch } });
+  holding = true;
+  const asked = r.hm.refresh(); // answered as the file stood before the save
+  const error = "config.toml:6: monitor.interval_ms: must be a number";
+  r.ws.sockets[0].receive({ type: "configError", stream: "s1", seq: 6, error });
+  await settle();
+  assert.equal(r.hm.configError(), error);
+  held.forEach((release) => release());
+  await asked;
+  assert.equal(r.hm.configError(), error, "the older document leaves the pushed error");
+  holding = false;
+  await r.hm.refresh(); // asked for after the push: the document is the news now
+  assert.equal(r.hm.configError(), null);
+});
