@@ -186,3 +186,36 @@ async def test_a_mock_serves_its_paths_as_written_and_sees_the_query(
             assert response.status == 404
     finally:
         await mock.stop()
+
+
+@pytest.mark.parametrize("turns", range(8))
+async def test_a_connection_made_as_a_mock_goes_down_is_closed_at_once(turns: int) -> None:
+    """A client that connects the moment its mock switches down is refused or closed, never left
+    hanging.
+
+    asyncio gives an accepted connection to its server one loop turn after accepting it; a
+    server closed in between left it open and unanswered (CPython gh-109564, its socket leak
+    gh-155934), so a health check made then hung until its timeout instead of seeing "down".
+    On Python 3.11 three turns land in that gap.
+    """
+    mock = solo(unused_port())
+    await mock.start()
+    try:
+        connecting = asyncio.create_task(asyncio.open_connection("127.0.0.1", mock.service.port))
+        for _ in range(turns):
+            await asyncio.sleep(0)  # where in the hand-over the switch lands, not a wait
+        await mock.set_mode(Mode.DOWN)
+        try:
+            reader, writer = await connecting
+        except (ConnectionRefusedError, ConnectionResetError):
+            return  # refused, or reset while still waiting to be accepted: as good
+        writer.write(b"GET /health HTTP/1.1\r\nHost: solo\r\n\r\n")
+        async with asyncio.timeout(3):
+            try:
+                answer = await reader.read()
+            except ConnectionResetError:
+                answer = b""
+        writer.close()
+        assert answer == b"", "a mock switched down answered"
+    finally:
+        await mock.stop()

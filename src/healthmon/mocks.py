@@ -4,11 +4,19 @@ A mock's mode is switched at run time, the classroom stand-in for stopping a
 container. ``down`` really closes the listening socket and every open
 connection, so a checker sees "connection refused", as with a stopped
 container, and not a keep-alive connection that still answers.
+
+A mock binds its listening sockets itself so that ``down`` can stop accepting
+before it closes them: asyncio hands an accepted connection to its server one
+loop turn after accepting it, and a server closed in between drops that
+connection unanswered and open (CPython gh-109564; the socket leak is
+gh-155934, fixed after 3.11). A check made at that moment hung until its
+timeout instead of seeing the mock down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -114,6 +122,7 @@ class MockService:
         # How long "slow" answers take; a reload may change it.
         self.slow_ms = slow_ms
         self._runner: web.AppRunner | None = None
+        self._sockets: list[socket.socket] = []
         self._lock = asyncio.Lock()
 
     @property
@@ -206,25 +215,54 @@ class MockService:
         # A fresh app per start: an aiohttp Application is not restartable.
         runner = web.AppRunner(self._make_app(), access_log=None, shutdown_timeout=0.1)
         await runner.setup()
-        site = web.TCPSite(runner, self.service.host, self.service.port, reuse_address=True)
+        sockets: list[socket.socket] = []
         try:
-            await site.start()
+            sockets = await _bind(self.service.host, self.service.port)
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
         except BaseException as exc:
             # Nothing half-started stays behind, whatever went wrong.
             await runner.cleanup()
+            for sock in sockets:
+                sock.close()
             if isinstance(exc, OSError):
                 raise StartupError(
                     f"mock {self.name!r} cannot listen on {self.service.host}:"
                     f"{self.service.port}: {exc.strerror or exc}"
                 ) from None
             raise
-        self._runner = runner
+        self._runner, self._sockets = runner, sockets
 
     async def _close(self) -> None:
         runner, self._runner = self._runner, None
-        if runner is not None:
-            # Closes the listening socket and every open connection.
-            await runner.cleanup()
+        sockets, self._sockets = self._sockets, []
+        if runner is None:
+            return
+        loop = asyncio.get_running_loop()
+        if isinstance(loop, asyncio.SelectorEventLoop):
+            # Accept nothing more, then one turn for what was accepted to reach
+            # the server, which closes it with the rest (see the module's note).
+            for sock in sockets:
+                loop.remove_reader(sock)
+            await asyncio.sleep(0)
+        # Closes the listening sockets and every open connection.
+        await runner.cleanup()
+
+
+async def _bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address of ``host``, bound as ``loop.create_server`` binds."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in dict.fromkeys((info[0], info[4]) for info in infos):
+            # SO_REUSEADDR, and IPv6 only on an IPv6 address, as create_server does.
+            sockets.append(socket.create_server(address, family=family))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def slow_ms_for(service: ServiceSettings, settings: Settings) -> int:
