@@ -18,11 +18,12 @@ from tests.browser.conftest import REPO, Server, Tab, service_toml
 
 pytestmark = pytest.mark.browser
 
-# The committed screenshots are refreshed on purpose (UPDATE_WALKTHROUGH_SHOTS=1);
+# The committed screenshots are refreshed on purpose (UPDATE_WALKTHROUGH_SHOTS=1, or
+# UPDATE_DOCS_SHOTS=1 with every other screenshot under docs/);
 # an ordinary run writes its own beside the other screenshots.
 SHOTS = (
     REPO / "docs" / "walkthrough"
-    if os.environ.get("UPDATE_WALKTHROUGH_SHOTS")
+    if os.environ.get("UPDATE_WALKTHROUGH_SHOTS") or os.environ.get("UPDATE_DOCS_SHOTS")
     else REPO / "artifacts" / "screenshots" / "walkthrough"
 )
 WITHIN_A_SECOND = 1500  # "within a second", plus the browser's own time
