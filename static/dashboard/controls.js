@@ -65,9 +65,19 @@ export function applyControls(doc) {
   });
 }
 
+let asked = 0; // documents asked for
+let shown = 0; // the latest asked of those applied
+
 export function refreshControls() {
   const mark = pushMark();
-  return hm.refresh().then((doc) => applyMeta(doc, pushMark() === mark), () => { /* shown on the next action */ });
+  const n = ++asked;
+  return hm.refresh().then((doc) => {
+    // Answers may arrive out of order (each on its own connection): one asked
+    // for before the document shown would put back what that one replaced.
+    if (n < shown) return;
+    shown = n;
+    applyMeta(doc, pushMark() === mark);
+  }, () => { /* shown on the next action */ });
 }
 
 export function refreshControlsSoon() {

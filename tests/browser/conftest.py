@@ -69,12 +69,14 @@ class Server:
     def data_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.mock_ports[name]}{SERVICES[name]}"
 
-    def _request(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _request(
+        self, path: str, body: dict[str, Any] | None = None, method: str | None = None
+    ) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             self.base() + path,
             data=data,
-            method="GET" if body is None else "POST",
+            method=method or ("GET" if body is None else "POST"),
             headers={"Content-Type": "application/json"} if body is not None else {},
         )
         with urllib.request.urlopen(request, timeout=5) as response:
@@ -313,6 +315,40 @@ def new_tab(browser: Browser) -> Iterator[Callable[..., Tab]]:
         context.close()
     for tab in tabs:
         assert not tab.errors, tab.errors
+
+
+# Holds the page's GET /api/services answers while window.__holding is true: each is asked
+# for and answered at once, and read by the page only when the test calls its release in
+# window.__held (in the order the page asked). window.__answered counts the held answers
+# come in; window.__read has the documents the page then read, in the order it read them.
+HOLD_DOCUMENTS = """() => {
+  window.__holding = true;
+  window.__held = [];
+  window.__answered = 0;
+  window.__read = [];
+  const real = window.fetch;
+  window.fetch = (url, init) => {
+    const answer = real(url, init);
+    const path = new URL(String(url), location.href).pathname;
+    if (!window.__holding || !path.endsWith("/api/services")) return answer;
+    answer.then(() => { window.__answered += 1; });
+    return new Promise((resolve, reject) => {
+      window.__held.push(() => answer.then((res) => {
+        const json = res.json.bind(res);
+        res.json = () => json().then((doc) => {
+          window.__read.push(doc);
+          return doc;
+        });
+        resolve(res);
+      }, reject));
+    });
+  };
+}"""
+
+# After a task and two frames: whatever the page rendered from what it read.
+NEXT_FRAME = """() => new Promise((r) => setTimeout(() => {
+  requestAnimationFrame(() => requestAnimationFrame(r));
+}))"""
 
 
 def open_live(

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.alerts.sink import Sink
-from tests.browser.conftest import Server, Tab, launch, open_live
+from tests.browser.conftest import HOLD_DOCUMENTS, NEXT_FRAME, Server, Tab, launch, open_live
 from tests.browser.test_live_config import write_atomically
 
 pytestmark = pytest.mark.browser
@@ -149,6 +149,40 @@ def test_a_silence_set_from_the_page_marks_the_card_and_lifting_it_clears_it(
     expect(item).to_have_count(0)
     expect(page.locator("#silence-empty")).to_be_visible()
     assert silences(system) == []
+
+
+def test_a_document_asked_for_before_a_silence_and_read_after_it_leaves_the_mark(
+    new_tab: Callable[..., Tab], system: Server
+) -> None:
+    """Two GET /api/services answers cross on their way: the one asked for before a silence
+    is read after the one that shows it, and auth's card keeps its mark."""
+    tab = open_live(new_tab, system)
+    page = tab.page
+    mark = page.locator('.card[data-service="auth"] [data-role=hold]')
+    page.evaluate(HOLD_DOCUMENTS)
+    open_panel(tab)  # asks for the document: answered before any silence
+    page.wait_for_function("window.__held.length > 0 && window.__answered === window.__held.length")
+    older = page.evaluate("window.__held.length")
+    page.select_option("#silence-service", "auth")
+    page.click("#silence-form button[type=submit]")
+    expect(page.locator("#control-status")).to_contain_text("✓ Silence on auth")
+    page.wait_for_function(
+        f"window.__held.length > {older} && window.__answered === window.__held.length"
+    )
+    try:
+        newer = f"window.__held.slice({older}).forEach((r) => r())"
+        page.evaluate(f"() => {{ window.__holding = false; {newer}; }}")
+        expect(mark).to_be_visible()
+        page.evaluate(f"() => window.__held.slice(0, {older}).forEach((r) => r())")
+        page.wait_for_function("window.__read.length === window.__held.length")
+        page.evaluate(NEXT_FRAME)
+        # What was read last said auth was not held: the older document, really.
+        last = page.evaluate("window.__read[window.__read.length - 1].services")
+        assert [s["maintenance"] for s in last if s["name"] == "auth"] == [None]
+        expect(mark).to_be_visible()
+    finally:
+        for silence in silences(system):
+            system._request(f"/api/silences/{silence['id']}", method="DELETE")
 
 
 def test_a_maintenance_window_marks_the_card_on_first_paint_without_javascript(
