@@ -247,6 +247,9 @@ class Monitor:
             return True
         if previous is None or result.status is not debounce.shown:
             return False
+        # The common case, every check of a steady service: nothing to build.
+        if result.reason == previous.reason and result.checks == previous.checks:
+            return False
         update = StatusUpdate.from_result(result, self.instance_id, seq, since=previous.since)
         if update.digest == previous.digest:
             return False

@@ -7,6 +7,7 @@ other field is additive, so either side understands the other.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -72,8 +73,12 @@ class CheckResult:
     finished_ms: float = field(default_factory=monotonic_ms)
 
 
+@functools.lru_cache(maxsize=4096)
 def details_digest(reason: str | None, checks: tuple[FailingCheck, ...]) -> str:
-    """A short fingerprint of the *why* of a state, so heartbeats can carry it cheaply."""
+    """A short fingerprint of the *why* of a state, so heartbeats can carry it cheaply.
+
+    Remembered: every heartbeat repeats each service's, and the whys in play are few.
+    """
     payload = json.dumps(
         [reason, [c.model_dump(mode="json") for c in checks]], separators=(",", ":")
     )
