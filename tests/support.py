@@ -18,7 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer, unused_port
 
 from healthmon.app import create_app
+from healthmon.archive import STARTING
 from healthmon.config import ServiceSettings, Settings
+from healthmon.keys import ARCHIVE
 
 NAMES = ("auth", "billing", "notifications", "analytics")
 ENDPOINTS = {
@@ -132,6 +134,14 @@ async def running_system(settings: Settings) -> AsyncIterator[System]:
     """The real app for ``settings`` on its port, with a session; closed after."""
     server = TestServer(create_app(settings), host="127.0.0.1", port=settings.web.port)
     await server.start_server()
+    archive = server.app.get(ARCHIVE)
+    if archive is not None and archive.problem == STARTING:
+        # The store opens (or fails to) in the background and every client is told
+        # (historyState, a numbered message): a test starts with that behind it.
+        told = asyncio.Event()
+        archive.on_change.append(told.set)
+        await asyncio.wait_for(told.wait(), 10)
+        archive.on_change.remove(told.set)
     async with aiohttp.ClientSession() as session:
         running = System(settings, server, session)
         try:

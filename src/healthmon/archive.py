@@ -21,6 +21,8 @@ from healthmon.store import HistoryStore, StoreError, StoreUnusable, create_stor
 
 log = structlog.get_logger(__name__)
 
+# ``problem`` until the first try to open the store has an outcome.
+STARTING = "history is starting"
 # How often a store that could not be opened is tried again.
 REOPEN_S = 10.0
 
@@ -34,7 +36,7 @@ class Archive:
         self.store: HistoryStore | None = None
         self.where: str | None = None
         # Why history is unavailable now (None while it works).
-        self.problem: str | None = "history is starting"
+        self.problem: str | None = STARTING
         self.opened = asyncio.Event()
         self._logged: set[str] = set()
         # Told of every failure's kind (metrics); must be quick.
