@@ -53,7 +53,7 @@ from bench.server import (
     wait_ready,
     wait_until,
 )
-from bench.stats import percentile, summarize
+from bench.stats import Summary, percentile, summarize
 
 TARGET_MS = 50
 STORM_SERVICES = 100
@@ -310,8 +310,22 @@ async def _switch_to(receiver: Receiver, hanging: bool) -> None:
     await asyncio.sleep(SWITCH_SETTLE_S)
 
 
-def _ratio(hanging: float, answering: float) -> float:
-    return round(hanging / answering, 3) if answering > 0 else math.inf
+@dataclass(frozen=True)
+class Paired:
+    """The windows (or blocks) of each side pooled, and hanging / answering at one percentile."""
+
+    answering: Summary
+    hanging: Summary
+    ratio: float
+    interval: tuple[float, float]  # 95 %, by pair_bootstrap
+
+
+def paired(blocks: dict[bool, list[list[float]]], q: float, rng: random.Random) -> Paired:
+    answering = [x for block in blocks[False] for x in block]
+    hanging = [x for block in blocks[True] for x in block]
+    low = percentile(answering, q)
+    ratio = round(percentile(hanging, q) / low, 3) if low > 0 else math.inf
+    return Paired(summarize(answering), summarize(hanging), ratio, pair_bootstrap(blocks, q, rng))
 
 
 async def hang_lateness(
@@ -352,25 +366,23 @@ async def hang_lateness(
                 await asyncio.sleep(window_s)
                 windows[hanging].append(await window_lateness(farm, interval_s))
         hung = receiver.hung
-    pooled = {h: summarize([x for w in ws for x in w]) for h, ws in windows.items()}
     per_window = {h: [round(summarize(w).p99, 1) for w in ws] for h, ws in windows.items()}
-    ratio = _ratio(pooled[True].p99, pooled[False].p99)
-    low, high = pair_bootstrap(windows, 99, rng)
+    both = paired(windows, 99, rng)
     return Figure(
         f"check lateness p99, {count} services, the channel hanging / answering",
         loop,
         "ratio",
         f"< {1 + HANG_TARGET:.2f}",
-        ratio < 1 + HANG_TARGET and hung > 0,
-        value=ratio,
+        both.ratio < 1 + HANG_TARGET and hung > 0,
+        value=both.ratio,
         detail={
             "windows": f"{pairs} pairs of {window_s:g} s, ABBA",
-            "ratio_95ci": [low, high],
+            "ratio_95ci": list(both.interval),
             "posts_held_open": hung,
-            "p99_answering_ms": round(pooled[False].p99, 2),
-            "p99_hanging_ms": round(pooled[True].p99, 2),
-            "median_answering_ms": round(pooled[False].median, 2),
-            "median_hanging_ms": round(pooled[True].median, 2),
+            "p99_answering_ms": round(both.answering.p99, 2),
+            "p99_hanging_ms": round(both.hanging.p99, 2),
+            "median_answering_ms": round(both.answering.median, 2),
+            "median_hanging_ms": round(both.hanging.median, 2),
             "p99_per_window_answering_ms": per_window[False],
             "p99_per_window_hanging_ms": per_window[True],
         },
@@ -433,23 +445,20 @@ async def hang_fanout(
                 worst[hanging].append(block)
                 lost[hanging] += block_lost
     hung = receiver.hung
-    answering = summarize([x for block in worst[False] for x in block])
-    hanging_summary = summarize([x for block in worst[True] for x in block])
-    ratio = _ratio(hanging_summary.median, answering.median)
-    low, high = pair_bootstrap(worst, 50, rng)
+    both = paired(worst, 50, rng)
     return Figure(
         f"median time to all {size} clients, the channel hanging / answering",
         loop,
         "ratio",
         f"< {1 + HANG_TARGET:.2f}, 0 lost",
-        ratio < 1 + HANG_TARGET and hung > 0 and lost == {False: 0, True: 0},
-        value=ratio,
+        both.ratio < 1 + HANG_TARGET and hung > 0 and lost == {False: 0, True: 0},
+        value=both.ratio,
         detail={
             "blocks": f"{pairs} pairs of {rounds * 2} broadcasts, ABBA",
-            "ratio_95ci": [low, high],
+            "ratio_95ci": list(both.interval),
             "posts_held_open": hung,
-            "answering_ms": answering.as_dict(),
-            "hanging_ms": hanging_summary.as_dict(),
+            "answering_ms": both.answering.as_dict(),
+            "hanging_ms": both.hanging.as_dict(),
             "lost_answering": lost[False],
             "lost_hanging": lost[True],
         },
