@@ -73,6 +73,7 @@ from healthmon.fields import (
     UrlPath,
 )
 from healthmon.logs import visible
+from healthmon.memo import per_object
 from healthmon.toml_lines import Loc, key_line
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -456,18 +457,11 @@ class Settings(BaseSettings):
         return _by_name(self.services).get(name)
 
 
-# The services tuple → its services by name. Keyed by the tuple itself, not
-# cached on Settings: model_copy(update={"services": ...}) would copy a stale one.
-_INDEXES: dict[int, tuple[tuple[ServiceSettings, ...], dict[str, ServiceSettings]]] = {}
-
-
+@per_object
 def _by_name(services: tuple[ServiceSettings, ...]) -> dict[str, ServiceSettings]:
-    held = _INDEXES.get(id(services))
-    if held is None or held[0] is not services:
-        if len(_INDEXES) >= 8:
-            _INDEXES.clear()
-        held = _INDEXES[id(services)] = (services, {s.name: s for s in services})
-    return held[1]
+    """The services by name, per services tuple: not cached on Settings, as
+    model_copy(update={"services": ...}) would copy a stale one."""
+    return {s.name: s for s in services}
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 from healthmon.alerts.maintenance import next_boundary, window_active
 from healthmon.alerts.settings import MaintenanceWindow
 from healthmon.config import ServiceSettings, Settings
+from healthmon.memo import per_object
 from healthmon.models import now_ms
 
 # Fields of a board detail the public may read; everything else (URLs,
@@ -33,27 +34,19 @@ class Shown:
     names: frozenset[str]
 
 
-# Settings → what it shows: asked on every change and every heartbeat, so
-# worked out once per settings object (a reload makes a new one), not per
-# call (at 2,000 services a scan per change took half a core).
-_SHOWN: dict[int, tuple[Settings, Shown]] = {}
-
-
+@per_object
 def shown(settings: Settings) -> Shown:
-    held = _SHOWN.get(id(settings))
-    if held is None or held[0] is not settings:
-        page = settings.status_page
-        wanted, groups = frozenset(page.services), frozenset(page.groups)
-        services = tuple(
-            s
-            for s in settings.services
-            if (not wanted or s.name in wanted) and (not groups or s.group in groups)
-        )
-        if len(_SHOWN) >= 8:
-            _SHOWN.clear()
-        found = Shown(services, {s.name: s for s in services}, frozenset(s.name for s in services))
-        held = _SHOWN[id(settings)] = (settings, found)
-    return held[1]
+    """What the status page shows. Asked on every change and every heartbeat, so
+    worked out once per settings object (a reload makes a new one), not per call
+    (at 2,000 services a scan per change took half a core)."""
+    page = settings.status_page
+    wanted, groups = frozenset(page.services), frozenset(page.groups)
+    services = tuple(
+        s
+        for s in settings.services
+        if (not wanted or s.name in wanted) and (not groups or s.group in groups)
+    )
+    return Shown(services, {s.name: s for s in services}, frozenset(s.name for s in services))
 
 
 def shown_services(settings: Settings) -> tuple[ServiceSettings, ...]:
